@@ -1,0 +1,1 @@
+"""The ``bayesmix`` command line (typer)."""

@@ -1,0 +1,28 @@
+"""Laws: pure functions of the mixture (numpy and PyTensor) with their default priors."""
+
+from bayesmix.laws.aggregation import ExplicitAggregation, ImplicitMixingLaw
+from bayesmix.laws.base import (
+    DataSummary,
+    Law,
+    ParameterSpec,
+    available_laws,
+    get_law,
+    law_from_spec,
+    register_law,
+)
+from bayesmix.laws.linear import LinearLaw
+from bayesmix.laws.mixing import MixingLaw
+
+__all__ = [
+    "DataSummary",
+    "ExplicitAggregation",
+    "ImplicitMixingLaw",
+    "Law",
+    "LinearLaw",
+    "MixingLaw",
+    "ParameterSpec",
+    "available_laws",
+    "get_law",
+    "law_from_spec",
+    "register_law",
+]

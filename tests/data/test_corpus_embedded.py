@@ -46,11 +46,10 @@ def test_cache_gives_the_same_documents(tmp_path):
 
 @needs_corpus
 def test_manifest_mismatch_is_refused(tmp_path, monkeypatch):
-    data = json.loads(manifest_mod.MANIFEST_PATH.read_text())
+    data = manifest_mod.load_manifest()
     data["sources"]["sotu"]["raw_sha256"] = "0" * 64
     bad = tmp_path / "manifest.json"
     bad.write_text(json.dumps(data))
-    monkeypatch.setattr(manifest_mod, "MANIFEST_PATH", bad)
     monkeypatch.setattr(
         "bayesmix.data.corpus.embedded.load_manifest", lambda: manifest_mod.load_manifest(bad)
     )

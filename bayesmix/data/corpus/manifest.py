@@ -1,10 +1,11 @@
 """The embedded corpus manifest: pinned versions and sha256 digests, checked at load.
 
-:mod:`bayesmix.data.corpus.pinned` (a Python module, so it always ships with the package) records, per source, the package version, the number of
-unit files, a sha256 over the raw unit files (path and bytes, sorted order), the cleaning version
-and a sha256 over the cleaned documents. Loading checks the version and the raw digest every time
-and the text digest whenever a whole source is extracted. Regenerate the file after a deliberate
-change with ``python -m bayesmix.data.corpus.manifest``.
+:mod:`bayesmix.data.corpus.pinned` (a Python module, so it always ships with the package)
+records, per source, the package version, the number of unit files, a sha256 over the raw
+unit files (path and bytes, sorted order), the cleaning version and a sha256 over the cleaned
+documents. Loading checks the version and the raw digest every time and the text digest whenever
+a whole source is extracted. Regenerate it after a deliberate change with
+``python -m bayesmix.data.corpus.manifest``.
 """
 
 from __future__ import annotations

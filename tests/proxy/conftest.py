@@ -43,3 +43,8 @@ def tiny_data(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_spec():
     return ModelSpec("tiny", hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64, seq_len=32)
+
+
+@pytest.fixture
+def corpus_writer():
+    return write_fixture_corpus

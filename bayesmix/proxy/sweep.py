@@ -1,0 +1,163 @@
+"""Run a list of planned runs into a study's ledger, skipping finished ones.
+
+The parent process prepares the shared data once (corpus, tokenizer, tokenized sequences in the
+study cache) and records every planned run in the ledger; the executor then trains the
+unfinished runs (a run that was interrupted resumes from its checkpoint). Progress is shown with
+a rich progress bar.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from bayesmix.proxy.data import TokenizedCorpus
+from bayesmix.proxy.executor import Executor, LocalProcessExecutor
+from bayesmix.proxy.plan import RunSpec
+from bayesmix.proxy.study import Study
+from bayesmix.proxy.trainer import run_record, train_run
+
+
+@dataclass
+class SweepReport:
+    """What a sweep did.
+
+    Parameters
+    ----------
+    finished
+        Runs trained to completion in this sweep.
+    skipped
+        Runs already finished before the sweep.
+    failed
+        ``{run id: error}`` of runs that raised.
+    wall_s
+        Seconds the sweep took (preparation included).
+    """
+
+    finished: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def run_job(
+    study_folder: str, run: dict[str, Any], data_path: str, corpus_id: str, tokenizer_id: str
+) -> dict[str, Any]:
+    """Train one run of a study (a top-level function, so process pools can pickle it).
+
+    Returns
+    -------
+    dict
+        ``run``, ``final`` (``{domain: [loss, bpb]}``), ``tokens``, ``wall_s``, ``resumed_from``.
+    """
+    study = Study(study_folder)
+    spec = RunSpec(**run)
+    result = train_run(
+        spec,
+        study.model(spec.model),
+        TokenizedCorpus.load(data_path),
+        study.train_config,
+        ledger=study.ledger,
+        checkpoint_path=study.checkpoint_path(spec.id),
+        corpus_id=corpus_id,
+        tokenizer_id=tokenizer_id,
+    )
+    return {
+        "run": spec.id,
+        "final": {d: list(v) for d, v in result.final.items()},
+        "tokens": result.tokens,
+        "wall_s": result.wall_s,
+        "resumed_from": result.resumed_from,
+    }
+
+
+def sweep(
+    study: Study,
+    runs: Sequence[RunSpec],
+    executor: Executor | None = None,
+    progress: bool = True,
+    console: Console | None = None,
+) -> SweepReport:
+    """Train every planned run that is not finished yet.
+
+    Parameters
+    ----------
+    study
+        The study (its settings, ledger and cache).
+    runs
+        Planned runs (from :func:`~bayesmix.proxy.plan.load_plan`, :func:`~bayesmix.proxy.plan.grid`
+        or the designer).
+    executor
+        Where jobs run (default: :class:`LocalProcessExecutor`).
+    progress
+        Show a progress bar.
+    console
+        Rich console for the bar and messages.
+
+    Returns
+    -------
+    SweepReport
+        Finished, skipped and failed runs.
+    """
+    t0 = time.perf_counter()
+    console = console or Console(stderr=True)
+    report = SweepReport()
+    prepared = study.prepare(sorted({study.model(r.model).seq_len for r in runs}))
+    for line in prepared.attributions:
+        console.print(f"[dim]{line}[/dim]")
+    ledger = study.ledger
+    data_cache: dict[int, TokenizedCorpus] = {}
+    for r in runs:
+        spec = study.model(r.model)
+        if spec.seq_len not in data_cache:
+            data_cache[spec.seq_len] = study.data(prepared, spec.seq_len)
+        data = data_cache[spec.seq_len]
+        ledger.add_run(
+            run_record(r, spec, data, study.train_config, prepared.corpus_id, prepared.tokenizer_id)
+        )
+    done = {r.id for r in ledger.runs("finished")}
+    todo = [r for r in runs if r.id not in done]
+    report.skipped = [r.id for r in runs if r.id in done]
+    jobs = [
+        (
+            str(study.folder),
+            asdict(r),
+            str(prepared.data_paths[study.model(r.model).seq_len]),
+            prepared.corpus_id,
+            prepared.tokenizer_id,
+        )
+        for r in todo
+    ]
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, disable=not progress) as bar:
+        task = bar.add_task(f"sweep ({len(report.skipped)} already finished)", total=len(jobs))
+        for outcome in (executor or LocalProcessExecutor()).run(run_job, jobs):
+            run_id = todo[outcome.index].id
+            if outcome.error is None:
+                report.finished.append(run_id)
+                mean = sum(v[0] for v in outcome.result["final"].values()) / len(outcome.result["final"])
+                bar.update(task, description=f"{run_id}: mean val loss {mean:.3f}")
+            else:
+                report.failed[run_id] = outcome.error
+                console.print(f"[red]{run_id} failed:[/red] {outcome.error}")
+            bar.advance(task)
+    report.wall_s = time.perf_counter() - t0
+    return report

@@ -1,0 +1,187 @@
+"""Command-line commands for corpora, single proxy runs and sweeps.
+
+Registered in :mod:`bayesmix.cli.main` as ``bayesmix corpus list|build``, ``bayesmix train`` and
+``bayesmix sweep``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from bayesmix.errors import BayesmixError, InputError
+
+corpus_app = typer.Typer(
+    help="The embedded default corpus: list its domains, build its cache.", no_args_is_help=True
+)
+console = Console()
+
+
+@corpus_app.command("list")
+def corpus_list() -> None:
+    """List the embedded corpus's domains and sources, and whether each is installed."""
+    from bayesmix.data.corpus import SOURCES
+    from bayesmix.data.corpus.manifest import load_manifest
+
+    manifest = load_manifest()["sources"]
+    table = Table("domain", "source", "package", "docs", "MB", "licence", "installed")
+    missing = []
+    for s in SOURCES:
+        entry = manifest[s.name]
+        installed = s.root() is not None
+        if not installed:
+            missing.append(s.install)
+        table.add_row(
+            s.domain,
+            s.name,
+            f"{s.package}=={s.version}",
+            str(entry["docs"]),
+            f"{entry['text_bytes'] / 1e6:.2f}",
+            s.licence,
+            "yes" if installed else "no",
+        )
+    console.print(table)
+    for cmd in missing:
+        console.print(f"missing: {cmd}")
+
+
+@corpus_app.command("build")
+def corpus_build(
+    cache_dir: Annotated[
+        Path | None, typer.Option(help="Cache folder (default $BAYESMIX_CACHE_DIR or ~/.cache/bayesmix).")
+    ] = None,
+    domains: Annotated[
+        list[str] | None, typer.Option("--domain", help="Domains to build (repeatable; default all).")
+    ] = None,
+) -> None:
+    """Extract, verify against the manifest and cache the whole embedded corpus."""
+    from bayesmix.data.corpus import attributions, default_cache_dir, load_embedded
+
+    cache = cache_dir or default_cache_dir()
+    try:
+        corpus = load_embedded(domains, train_bytes=None, validation_bytes=None, cache_dir=cache)
+    except BayesmixError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    table = Table("domain", "train docs", "train MB", "validation docs", "validation MB")
+    for d in corpus.domains.values():
+        table.add_row(
+            d.name,
+            str(len(d.train)),
+            f"{d.train_bytes / 1e6:.2f}",
+            str(len(d.validation)),
+            f"{d.validation_bytes / 1e6:.2f}",
+        )
+    console.print(table)
+    console.print(f"cached in {cache / 'corpus'}; fingerprint {corpus.fingerprint()[:16]}")
+    for line in attributions(domains):
+        console.print(f"[dim]{line}[/dim]")
+
+
+def parse_mixture(text: str) -> dict[str, float]:
+    """Parse ``"legal=0.5,code=0.5"`` into a mixture dict."""
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            mix[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise InputError(
+                "--mixture", f"{part!r} is not domain=proportion", "write e.g. legal=0.5,code=0.5"
+            )
+    return mix
+
+
+def _study(folder: Path, settings: Path | None):
+    from bayesmix.proxy.study import Study
+
+    if settings is not None:
+        return Study.create(folder, yaml.safe_load(settings.read_text(encoding="utf-8")) or {})
+    if not (folder / "study.yaml").exists():
+        console.print(f"creating study {folder} with default settings (embedded corpus, CPU ladder)")
+        return Study.create(folder)
+    return Study(folder)
+
+
+def train_cmd(
+    study: Annotated[Path, typer.Argument(help="Study folder (created with default settings if missing).")],
+    mixture: Annotated[str, typer.Option(help="Training mixture, e.g. legal=0.5,code=0.5.")],
+    model: Annotated[str, typer.Option(help="Ladder entry, e.g. cpu-s.")] = "cpu-xs",
+    steps: Annotated[int, typer.Option(help="Optimizer steps.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
+    run_id: Annotated[str | None, typer.Option(help="Run id (default: derived from the settings).")] = None,
+    settings: Annotated[Path | None, typer.Option(help="study.yaml to create the study with.")] = None,
+) -> None:
+    """Train one proxy run into a study's ledger (resuming it if it was interrupted)."""
+    from rich.progress import Progress
+
+    from bayesmix.proxy.plan import RunSpec
+    from bayesmix.proxy.trainer import train_run
+
+    try:
+        st = _study(study, settings)
+        run = RunSpec.make(parse_mixture(mixture), model, steps, seed, run_id)
+        spec = st.model(model)
+        prepared = st.prepare([spec.seq_len])
+        for line in prepared.attributions:
+            console.print(f"[dim]{line}[/dim]")
+        with Progress(console=console) as bar:
+            task = bar.add_task(run.id, total=steps)
+            result = train_run(
+                run,
+                spec,
+                st.data(prepared, spec.seq_len),
+                st.train_config,
+                st.ledger,
+                st.checkpoint_path(run.id),
+                prepared.corpus_id,
+                prepared.tokenizer_id,
+                on_step=lambda s, loss: bar.update(
+                    task, completed=s, description=f"{run.id} loss {loss:.3f}"
+                ),
+            )
+    except BayesmixError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    table = Table("domain", "loss (nats/token)", "bits/byte")
+    for d, (loss, bpb) in result.final.items():
+        table.add_row(d, f"{loss:.4f}", f"{bpb:.4f}")
+    console.print(table)
+    console.print(f"{result.tokens:,} tokens in {result.wall_s:.1f} s; ledger {st.folder / 'ledger.sqlite'}")
+
+
+def sweep_cmd(
+    study: Annotated[Path, typer.Argument(help="Study folder (created with default settings if missing).")],
+    plan: Annotated[
+        Path, typer.Option(help="Plan file (YAML/JSON runs list or CSV with mix_<domain> columns).")
+    ],
+    workers: Annotated[int, typer.Option(help="Worker processes (0: run serially in this process).")] = 1,
+    threads: Annotated[int | None, typer.Option(help="Torch threads per worker.")] = None,
+    settings: Annotated[Path | None, typer.Option(help="study.yaml to create the study with.")] = None,
+) -> None:
+    """Train every planned run of a plan file that is not finished yet."""
+    from bayesmix.proxy.executor import LocalProcessExecutor, SerialExecutor
+    from bayesmix.proxy.plan import load_plan
+    from bayesmix.proxy.sweep import sweep
+
+    try:
+        st = _study(study, settings)
+        runs = load_plan(plan)
+        executor = SerialExecutor() if workers == 0 else LocalProcessExecutor(workers, threads)
+        report = sweep(st, runs, executor=executor, console=console)
+    except BayesmixError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"finished {len(report.finished)}, skipped {len(report.skipped)} already finished, "
+        f"failed {len(report.failed)} in {report.wall_s:.1f} s"
+    )
+    if report.failed:
+        raise typer.Exit(1)

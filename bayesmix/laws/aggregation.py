@@ -1,4 +1,4 @@
-"""Total loss of a validation set: explicit and implicit domain aggregation (paper §3.3).
+r"""Total loss of a validation set: explicit and implicit domain aggregation (paper §3.3).
 
 *Explicit*: the composition ``s`` of the validation set over the modelled domains is known, and
 ``L(r) = sum_i s_i L_i(r)`` (:class:`ExplicitAggregation`, applied to per-domain predictions).
@@ -136,7 +136,9 @@ class ExplicitAggregation:
             unknown = sorted(set(composition) - set(domains))
             if unknown:
                 raise InputError(
-                    "composition", f"unknown domains {unknown}", f"use names among the fitted domains {domains}"
+                    "composition",
+                    f"unknown domains {unknown}",
+                    f"use names among the fitted domains {domains}",
                 )
             weights = np.array([float(composition.get(d, 0.0)) for d in domains])
         else:

@@ -72,8 +72,9 @@ def _read_cache(path: Path) -> dict[str, list[Document]]:
     return by_unit
 
 
-def _ordered(source: Source, by_unit: dict[str, list[Document]] | None, root: Path,
-             units: list[str]) -> Iterator[Document]:
+def _ordered(
+    source: Source, by_unit: dict[str, list[Document]] | None, root: Path, units: list[str]
+) -> Iterator[Document]:
     """Yield a source's documents in the fixed pseudo-random order, ids prefixed by the source."""
     for unit in sorted(units, key=lambda u: _key(f"{source.name}:{u}")):
         docs = by_unit[unit] if by_unit is not None else source.reader(root, unit)
@@ -170,7 +171,10 @@ def load_embedded(
             train += t
             val += v
         if not (train and val):
-            raise InputError(f"domain {name!r}", "got an empty training or validation split",
-                             "raise train_bytes / validation_bytes or val_fraction")
+            raise InputError(
+                f"domain {name!r}",
+                "got an empty training or validation split",
+                "raise train_bytes / validation_bytes or val_fraction",
+            )
         result[name] = DomainCorpus(name, tuple(train), tuple(val))
     return Corpus(result, attributions=attributions(names), source="embedded")

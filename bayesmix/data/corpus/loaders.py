@@ -33,17 +33,22 @@ def domain_name(raw: str) -> str:
 
 def _check_name(name: str) -> None:
     if not _DOMAIN_NAME.match(name):
-        raise InputError("domain", f"{name!r} is not a short lowercase identifier",
-                         "use letters, digits and underscores, starting with a letter "
-                         f"(e.g. {domain_name(name)!r})")
+        raise InputError(
+            "domain",
+            f"{name!r} is not a short lowercase identifier",
+            f"use letters, digits and underscores, starting with a letter (e.g. {domain_name(name)!r})",
+        )
 
 
 def _files(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.rglob("*")
-                      if p.is_file() and p.suffix in TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES)
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix in TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
+        )
     raise InputError(str(path), "does not exist", "give an existing file or folder")
 
 
@@ -74,25 +79,33 @@ def read_file(path: Path, text_field: str = "text") -> Iterator[Document]:
                 try:
                     rec = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"{path} line {i + 1}", f"is not JSON ({exc.msg})",
-                                     "write one JSON object per line") from exc
+                    raise InputError(
+                        f"{path} line {i + 1}", f"is not JSON ({exc.msg})", "write one JSON object per line"
+                    ) from exc
                 if not isinstance(rec, dict) or not isinstance(rec.get(text_field), str):
-                    raise InputError(f"{path} line {i + 1}", f"has no string field {text_field!r}",
-                                     "set text_field to the field that holds the text")
+                    raise InputError(
+                        f"{path} line {i + 1}",
+                        f"has no string field {text_field!r}",
+                        "set text_field to the field that holds the text",
+                    )
                 yield Document(f"{path.name}#{i}", rec[text_field])
     elif suffix in PARQUET_SUFFIXES:
         import pandas as pd
 
         frame = pd.read_parquet(path, columns=None)
         if text_field not in frame.columns:
-            raise InputError(str(path), f"has no column {text_field!r} (columns: {list(frame.columns)})",
-                             "set text_field to the column that holds the text")
+            raise InputError(
+                str(path),
+                f"has no column {text_field!r} (columns: {list(frame.columns)})",
+                "set text_field to the column that holds the text",
+            )
         for i, text in enumerate(frame[text_field].tolist()):
             if isinstance(text, str):
                 yield Document(f"{path.name}#{i}", text)
     else:
-        raise InputError(str(path), f"has unsupported suffix {suffix!r}",
-                         "use .txt, .md, .jsonl or .parquet files")
+        raise InputError(
+            str(path), f"has unsupported suffix {suffix!r}", "use .txt, .md, .jsonl or .parquet files"
+        )
 
 
 def _finish(splits: Mapping[str, BudgetedSplit], source: str) -> Corpus:
@@ -143,8 +156,11 @@ def _get(record: Mapping[str, Any], dotted: str) -> Any:
     value: Any = record
     for part in dotted.split("."):
         if not isinstance(value, Mapping) or part not in value:
-            raise InputError("field", f"{dotted!r} is not in a record (keys: {list(record)})",
-                             "name an existing field; use dots for nested fields, e.g. meta.pile_set_name")
+            raise InputError(
+                "field",
+                f"{dotted!r} is not in a record (keys: {list(record)})",
+                "name an existing field; use dots for nested fields, e.g. meta.pile_set_name",
+            )
         value = value[part]
     return value
 
@@ -239,8 +255,11 @@ def load_datasets(
             _split_records(ds, name, text_field, lambda _r, n=name: n, splits, make, {name})
         return _finish(splits, source="datasets")
     if domain_field is None:
-        raise InputError("domain_field", "is missing for a single dataset",
-                         "name the field holding each record's domain, or pass {domain: dataset}")
+        raise InputError(
+            "domain_field",
+            "is missing for a single dataset",
+            "name the field holding each record's domain, or pass {domain: dataset}",
+        )
     mapping = dict(domains) if isinstance(domains, Mapping) else None
     wanted = set(mapping.values()) if mapping else (set(domains) if domains else None)
 
@@ -255,8 +274,11 @@ def load_datasets(
     if wanted:
         missing = wanted - set(splits)
         if missing:
-            raise InputError("domains", f"{sorted(missing)} never appear in {domain_field!r}",
-                             "check the labels (they are turned into names with domain_name)")
+            raise InputError(
+                "domains",
+                f"{sorted(missing)} never appear in {domain_field!r}",
+                "check the labels (they are turned into names with domain_name)",
+            )
         order = list(mapping.values()) if mapping else list(domains or [])
         splits = {n: splits[n] for n in dict.fromkeys(order)}
     return _finish(splits, source=f"datasets:{dataset}")

@@ -88,16 +88,23 @@ def locate(source: Source) -> tuple[Path, list[str]]:
     root = source.root()
     field = f"corpus source {source.name!r} (domain {source.domain!r})"
     if root is None:
-        raise InputError(field, f"package {source.package} is not installed",
-                         f"run `{source.install}` (or install bayesmix[corpus]), or leave the domain out")
+        raise InputError(
+            field,
+            f"package {source.package} is not installed",
+            f"run `{source.install}` (or install bayesmix[corpus]), or leave the domain out",
+        )
     installed = importlib.metadata.version(source.package)
     if installed != source.version:
-        raise InputError(field, f"{source.package} {installed} is installed, the pin is {source.version}",
-                         f"run `{source.install}`")
+        raise InputError(
+            field,
+            f"{source.package} {installed} is installed, the pin is {source.version}",
+            f"run `{source.install}`",
+        )
     units = source.units(root)
     if not units:
-        raise InputError(field, f"no files match {source.pattern} under {root}",
-                         f"reinstall with `{source.install}`")
+        raise InputError(
+            field, f"no files match {source.pattern} under {root}", f"reinstall with `{source.install}`"
+        )
     return root, units
 
 

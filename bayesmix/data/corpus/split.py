@@ -101,8 +101,11 @@ class BudgetedSplit:
         if not doc.text.strip():
             return
         if doc.id in self._seen:
-            raise InputError("document id", f"{doc.id!r} appears twice in domain {self.domain!r}",
-                             "give every document of a domain a unique id")
+            raise InputError(
+                "document id",
+                f"{doc.id!r} appears twice in domain {self.domain!r}",
+                "give every document of a domain a unique id",
+            )
         self._seen.add(doc.id)
         split = "validation" if is_validation(self.domain, doc.id, self.val_fraction) else "train"
         budget = self._budget[split]

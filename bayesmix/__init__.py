@@ -1,0 +1,50 @@
+"""bayesmix: Bayesian data mixing laws for choosing LLM pretraining mixtures, with uncertainty.
+
+The everyday API::
+
+    import bayesmix as bm
+    runs = bm.RunTable.from_wide("runs.csv")          # or from_long / from_joined
+    idata = bm.fit(runs)                               # hierarchical M4 mixing law, NUTS (nutpie)
+    draws = bm.predict(idata, {"web": 0.6, "code": 0.4})
+    bm.interval(draws, prob=0.9)                       # mean, median, lower, upper
+    bm.save(idata, "fit.nc"); idata = bm.load("fit.nc")
+"""
+
+from bayesmix.data.runs import RunTable, validate_mixtures
+from bayesmix.errors import (
+    BayesmixError,
+    IncompatibleFileError,
+    InputError,
+    NotEnoughDataError,
+    SamplerHealthError,
+    SamplerHealthWarning,
+)
+from bayesmix.inference import SamplerHealth, fit, fitted_spec, health, interval, load, predict, save
+from bayesmix.laws import ExplicitAggregation, ImplicitMixingLaw, Law, LinearLaw, MixingLaw, register_law
+from bayesmix.versions import __version__
+
+__all__ = [
+    "BayesmixError",
+    "ExplicitAggregation",
+    "ImplicitMixingLaw",
+    "IncompatibleFileError",
+    "InputError",
+    "Law",
+    "LinearLaw",
+    "MixingLaw",
+    "NotEnoughDataError",
+    "RunTable",
+    "SamplerHealth",
+    "SamplerHealthError",
+    "SamplerHealthWarning",
+    "__version__",
+    "fit",
+    "fitted_spec",
+    "health",
+    "interval",
+    "load",
+    "predict",
+    "register_law",
+    "save",
+    "validate_mixtures",
+]

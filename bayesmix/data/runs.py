@@ -1,0 +1,455 @@
+"""Run tables: one row per proxy run, its training mixture and its validation losses.
+
+Everything the law engine fits goes through :class:`RunTable`, which validates on entry: rows of
+the mixture must lie on the simplex (or be renormalised when asked), losses must be finite and
+positive, names must be unique and known. Three layouts can be imported:
+
+* **wide** (:meth:`RunTable.from_wide`): one row per run, mixture columns and loss columns;
+* **long** (:meth:`RunTable.from_long`): one row per (run, domain) with ``run``, ``domain``,
+  ``loss`` and the mixture as ``mix_<domain>`` columns (the format the run ledger exports);
+* **joined** (:meth:`RunTable.from_joined`): a mixture table and a loss table joined on a key
+  (the layout of the RegMix release).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmix.errors import InputError, NotEnoughDataError
+
+#: how far a mixture row's sum may be from 1 before it is rejected (unless renormalising)
+SUM_TOLERANCE = 1e-3
+MIX_PREFIX = "mix_"
+META_COLUMNS = ("model_size", "model_size_total", "tokens", "step")
+
+
+def read_table(path: str | os.PathLike[str], what: str = "path") -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame, with a clear error when that fails."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(what, f"file {str(path)!r} does not exist", "give the path of a CSV or Parquet file")
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as exc:  # the parsers raise many types; all mean "not a readable table"
+        raise InputError(
+            what,
+            f"could not read {str(path)!r} as a table ({type(exc).__name__}: {exc})",
+            "give a valid CSV (comma separated, header row) or Parquet file",
+        ) from None
+
+
+def _common_affixes(names: Sequence[str]) -> tuple[str, str]:
+    if len(names) < 2:
+        return "", ""
+    prefix = os.path.commonprefix(list(names))  # noqa: RUF071 (strings, not paths)
+    suffix = os.path.commonprefix([n[::-1] for n in names])[::-1]  # noqa: RUF071
+    # never eat a whole name
+    if any(len(n) <= len(prefix) + len(suffix) for n in names):
+        return "", ""
+    return prefix, suffix
+
+
+def strip_common_affixes(names: Sequence[str]) -> list[str]:
+    """Remove the prefix and suffix that all names share (``metric/the_pile_X_val_loss`` -> ``X``)."""
+    prefix, suffix = _common_affixes(names)
+    return [n[len(prefix) : len(n) - len(suffix)] for n in names]
+
+
+def validate_mixtures(
+    mixtures: Any,
+    train_domains: Sequence[str] | None = None,
+    *,
+    renormalise: bool = False,
+    field_name: str = "mixtures",
+) -> pd.DataFrame:
+    """Check (and optionally renormalise) mixtures; return a DataFrame with one column per domain.
+
+    Parameters
+    ----------
+    mixtures
+        DataFrame with domain columns, a mapping ``domain -> proportion`` (one mixture), a list of
+        such mappings, or an array ``(n, M)`` in the order of ``train_domains``.
+    train_domains
+        The known training domains. DataFrame or mapping columns must all be among them; domains
+        missing from the input are taken as 0.
+    renormalise
+        Divide each row by its sum instead of rejecting rows whose sum is not 1.
+    field_name
+        Name used in error messages.
+
+    Raises
+    ------
+    InputError
+        Unknown domains, wrong shape, negative or non-finite proportions, rows not summing to 1.
+    """
+    if isinstance(mixtures, dict):
+        mixtures = pd.DataFrame([mixtures])
+    elif isinstance(mixtures, list) and mixtures and isinstance(mixtures[0], dict):
+        mixtures = pd.DataFrame(mixtures)
+    if isinstance(mixtures, pd.DataFrame):
+        frame = mixtures.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        if train_domains is not None:
+            unknown = [c for c in frame.columns if c not in train_domains]
+            if unknown:
+                raise InputError(
+                    field_name, f"unknown training domains {unknown}", f"use only {list(train_domains)}"
+                )
+            frame = frame.reindex(columns=list(train_domains), fill_value=0.0)
+        try:
+            frame = frame.astype(float)
+        except (TypeError, ValueError):
+            raise InputError(
+                field_name, "contains non-numeric proportions", "give numbers in [0, 1]"
+            ) from None
+    else:
+        try:
+            values = np.asarray(mixtures, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError(
+                field_name, "is not numeric", "give an array (n, M), a DataFrame or a dict"
+            ) from None
+        if values.ndim == 1:
+            values = values[None, :]
+        if values.ndim != 2:
+            raise InputError(
+                field_name, f"has {values.ndim} dimensions", "give a 2-D array (mixture, domain)"
+            )
+        if train_domains is None:
+            train_domains = [f"d{j}" for j in range(values.shape[1])]
+        if values.shape[1] != len(train_domains):
+            raise InputError(
+                field_name,
+                f"has {values.shape[1]} columns for {len(train_domains)} training domains",
+                f"give one column per training domain, in the order {list(train_domains)}",
+            )
+        frame = pd.DataFrame(values, columns=list(train_domains))
+    if frame.shape[0] == 0:
+        raise InputError(field_name, "is empty", "give at least one mixture")
+    if frame.shape[1] == 0:
+        raise InputError(field_name, "has no domain columns", "give one column per training domain")
+    values = frame.to_numpy()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise InputError(
+            field_name, f"row {frame.index[row]!r} has NaN or infinite proportions", "give finite proportions"
+        )
+    if (values < 0).any():
+        row, col = np.argwhere(values < 0)[0]
+        raise InputError(
+            field_name,
+            f"row {frame.index[row]!r} has a negative proportion for {frame.columns[col]!r}",
+            "proportions must be >= 0",
+        )
+    sums = values.sum(axis=1)
+    if (sums <= 0).any():
+        row = int(np.flatnonzero(sums <= 0)[0])
+        raise InputError(
+            field_name, f"row {frame.index[row]!r} is all zeros", "give a mixture with a positive part"
+        )
+    off = np.abs(sums - 1.0) > SUM_TOLERANCE
+    if off.any() and not renormalise:
+        row = int(np.flatnonzero(off)[0])
+        raise InputError(
+            field_name,
+            f"{int(off.sum())} rows do not sum to 1 (row {frame.index[row]!r} sums to {sums[row]:.6g})",
+            "fix the proportions, or pass renormalise=True to divide each row by its sum",
+        )
+    return frame.div(sums, axis=0)
+
+
+def _validate_losses(losses: pd.DataFrame) -> pd.DataFrame:
+    try:
+        losses = losses.astype(float)
+    except (TypeError, ValueError):
+        raise InputError(
+            "losses", "contain non-numeric values", "give losses as numbers (nats per token)"
+        ) from None
+    values = losses.to_numpy()
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InputError(
+            f"losses[{losses.columns[col]!r}]",
+            f"run {losses.index[row]!r} has a NaN or infinite loss ({bad.sum()} such values in all)",
+            "drop or re-evaluate those runs",
+        )
+    if (values <= 0).any():
+        row, col = np.argwhere(values <= 0)[0]
+        raise InputError(
+            f"losses[{losses.columns[col]!r}]",
+            f"run {losses.index[row]!r} has a loss <= 0 ({values[row, col]})",
+            "give cross-entropy losses in nats per token (always positive)",
+        )
+    return losses
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """Validated proxy runs: ``mixtures`` (run x train_domain), ``losses`` (run x domain), ``meta``.
+
+    Build one with :meth:`from_wide`, :meth:`from_long`, :meth:`from_joined` or :meth:`read`;
+    the constructor validates too.
+    """
+
+    mixtures: pd.DataFrame
+    losses: pd.DataFrame
+    meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __post_init__(self) -> None:
+        if not self.mixtures.index.equals(self.losses.index):
+            raise InputError(
+                "run", "mixtures and losses have different run ids", "give one row per run in both"
+            )
+        if self.mixtures.index.has_duplicates:
+            dup = self.mixtures.index[self.mixtures.index.duplicated()][0]
+            raise InputError("run", f"run id {dup!r} appears more than once", "give each run a unique id")
+        for what, cols in (("mixture columns", self.mixtures.columns), ("loss columns", self.losses.columns)):
+            if cols.has_duplicates:
+                raise InputError(what, f"duplicate names {list(cols[cols.duplicated()])}", "rename them")
+        if self.losses.shape[1] == 0:
+            raise InputError("losses", "no loss columns", "give at least one validation-domain loss column")
+        object.__setattr__(self, "mixtures", validate_mixtures(self.mixtures, renormalise=False))
+        object.__setattr__(self, "losses", _validate_losses(self.losses))
+        self.mixtures.index.name = self.losses.index.name = "run"
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def train_domains(self) -> list[str]:
+        """Names of the training domains (mixture columns)."""
+        return [str(c) for c in self.mixtures.columns]
+
+    @property
+    def domains(self) -> list[str]:
+        """Names of the validation domains (loss columns)."""
+        return [str(c) for c in self.losses.columns]
+
+    @property
+    def n_runs(self) -> int:
+        """Number of runs."""
+        return int(self.mixtures.shape[0])
+
+    def __len__(self) -> int:
+        return self.n_runs
+
+    def subset(self, runs: Sequence[Any] | slice | np.ndarray) -> RunTable:
+        """The runs at these positions (slice / integer array) or ids (sequence of labels)."""
+        if isinstance(runs, slice) or (isinstance(runs, np.ndarray) and runs.dtype.kind in "iub"):
+            pick = lambda frame: frame.iloc[runs]  # noqa: E731
+        else:
+            pick = lambda frame: frame.loc[list(runs)]  # noqa: E731
+        meta = pick(self.meta) if len(self.meta) else self.meta
+        return RunTable(pick(self.mixtures), pick(self.losses), meta)
+
+    def select_domains(self, domains: Sequence[str]) -> RunTable:
+        """Keep only these validation domains."""
+        unknown = [d for d in domains if d not in self.domains]
+        if unknown:
+            raise InputError(
+                "domains", f"unknown validation domains {unknown}", f"use some of {self.domains}"
+            )
+        return RunTable(self.mixtures, self.losses[list(domains)], self.meta)
+
+    def check_enough_runs(self, n_parameters: int, what: str = "the model") -> None:
+        """Raise :class:`NotEnoughDataError` unless there are at least ``n_parameters`` runs."""
+        if self.n_runs < n_parameters:
+            raise NotEnoughDataError(
+                "runs",
+                f"{self.n_runs} runs for {what}, which needs at least {n_parameters} per validation domain",
+                "add runs, merge rare training domains, or choose a law with fewer parameters",
+            )
+
+    def to_wide(self) -> pd.DataFrame:
+        """One row per run: mixture columns ``mix_<domain>``, loss columns named by domain, meta."""
+        mix = self.mixtures.add_prefix(MIX_PREFIX)
+        return pd.concat([mix, self.losses, self.meta], axis=1).reset_index()
+
+    # ------------------------------------------------------------------ importers
+    @classmethod
+    def from_wide(
+        cls,
+        table: pd.DataFrame | str | os.PathLike[str],
+        *,
+        mixture_columns: Sequence[str] | None = None,
+        loss_columns: Sequence[str] | None = None,
+        run_column: str | None = "run",
+        renormalise: bool = False,
+        strip_affixes: bool = False,
+    ) -> RunTable:
+        """Import a wide table (one row per run).
+
+        Parameters
+        ----------
+        table
+            DataFrame, or path of a CSV / Parquet file.
+        mixture_columns
+            Mixture columns; default: every column starting with ``mix_`` (prefix removed).
+        loss_columns
+            Loss columns; default: every other numeric column that is not a meta column
+            (``model_size``, ``model_size_total``, ``tokens``, ``step``) or the run column.
+        run_column
+            Column with run ids; if absent the row number is used.
+        renormalise
+            Divide mixture rows by their sum instead of rejecting those that do not sum to 1.
+        strip_affixes
+            Remove the prefix/suffix shared by all mixture (and all loss) column names.
+        """
+        frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        if run_column and run_column in frame.columns:
+            frame = frame.set_index(run_column)
+        if mixture_columns is None:
+            mixture_columns = [c for c in frame.columns if c.startswith(MIX_PREFIX)]
+            names = [c[len(MIX_PREFIX) :] for c in mixture_columns]
+            if not mixture_columns:
+                raise InputError(
+                    "mixture_columns",
+                    f"no column starts with {MIX_PREFIX!r} in {list(frame.columns)}",
+                    "name the mixture columns with mixture_columns=[...] or prefix them with 'mix_'",
+                )
+        else:
+            names = list(mixture_columns)
+        _require_columns(frame, mixture_columns, "mixture_columns")
+        if loss_columns is None:
+            taken = set(mixture_columns) | set(META_COLUMNS)
+            loss_columns = [
+                c for c in frame.columns if c not in taken and pd.api.types.is_numeric_dtype(frame[c])
+            ]
+        _require_columns(frame, loss_columns, "loss_columns")
+        mixtures = frame[list(mixture_columns)].set_axis(names, axis=1)
+        losses = frame[list(loss_columns)]
+        if strip_affixes:
+            mixtures.columns = strip_common_affixes(list(mixtures.columns))
+            losses.columns = strip_common_affixes(list(losses.columns))
+        meta = frame[[c for c in META_COLUMNS if c in frame.columns]]
+        mixtures = validate_mixtures(mixtures, renormalise=renormalise, field_name="mixture columns")
+        return cls(mixtures, losses, meta)
+
+    @classmethod
+    def from_long(
+        cls,
+        table: pd.DataFrame | str | os.PathLike[str],
+        *,
+        run: str = "run",
+        domain: str = "domain",
+        loss: str = "loss",
+        mixture_columns: Sequence[str] | None = None,
+        step: str | None = None,
+        renormalise: bool = False,
+    ) -> RunTable:
+        """Import a long table: one row per (run, domain) with the run's mixture repeated.
+
+        When the table holds several checkpoints per run (a ``step`` column), pass ``step="last"``
+        to keep each run's last checkpoint, or select the rows first; this mixing-law table has
+        one loss per run and domain.
+        """
+        frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        _require_columns(frame, [run, domain, loss], "long table columns")
+        if mixture_columns is None:
+            mixture_columns = [c for c in frame.columns if c.startswith(MIX_PREFIX)]
+            if not mixture_columns:
+                raise InputError(
+                    "mixture_columns", f"no column starts with {MIX_PREFIX!r}", "pass mixture_columns=[...]"
+                )
+        _require_columns(frame, mixture_columns, "mixture_columns")
+        if step == "last" and "step" in frame.columns:
+            last = frame.groupby(run)["step"].transform("max")
+            frame = frame[frame["step"] == last]
+        keys = [run, domain] + (["step"] if "step" in frame.columns else [])
+        if frame.duplicated(subset=keys).any():
+            raise InputError(
+                "long table",
+                "several losses for the same (run, domain)"
+                + (" and step" if "step" in frame.columns else ""),
+                "keep one row per run and domain (pass step='last' to keep each run's last checkpoint)",
+            )
+        if "step" in frame.columns and frame.groupby(run)["step"].nunique().max() > 1:
+            raise InputError(
+                "step", "runs have several checkpoints", "pass step='last' or select one checkpoint per run"
+            )
+        losses = frame.pivot(index=run, columns=domain, values=loss)
+        per_run = frame.groupby(run)
+        mixtures = per_run[list(mixture_columns)].first()
+        if (per_run[list(mixture_columns)].nunique() > 1).any().any():
+            raise InputError(
+                "mixture_columns", "a run has different mixtures on different rows", "fix the table"
+            )
+        mixtures.columns = [c[len(MIX_PREFIX) :] if c.startswith(MIX_PREFIX) else c for c in mixture_columns]
+        meta_cols = [c for c in META_COLUMNS if c in frame.columns]
+        meta = per_run[meta_cols].first() if meta_cols else pd.DataFrame(index=mixtures.index)
+        if losses.isna().any().any():
+            missing = losses.isna().sum()
+            raise InputError(
+                "long table",
+                f"some runs lack a loss for some domains ({dict(missing[missing > 0])})",
+                "give every run a loss for every domain, or drop those runs/domains",
+            )
+        losses = losses.loc[mixtures.index]
+        mixtures = validate_mixtures(mixtures, renormalise=renormalise, field_name="mixture_columns")
+        return cls(mixtures, losses, meta.loc[mixtures.index] if len(meta.columns) else meta)
+
+    @classmethod
+    def from_joined(
+        cls,
+        mixtures: pd.DataFrame | str | os.PathLike[str],
+        losses: pd.DataFrame | str | os.PathLike[str],
+        *,
+        key: str = "index",
+        renormalise: bool = False,
+        strip_affixes: bool = True,
+    ) -> RunTable:
+        """Import a mixture table and a loss table joined on ``key`` (the RegMix layout).
+
+        Runs present in only one of the two tables are an error (nothing is dropped silently).
+        With ``strip_affixes`` the prefix/suffix shared by all column names of each table is
+        removed, so ``train_the_pile_arxiv`` and ``metric/the_pile_arxiv_val_loss`` both become
+        ``arxiv``.
+        """
+        mix = read_table(mixtures, "mixtures") if not isinstance(mixtures, pd.DataFrame) else mixtures.copy()
+        loss = read_table(losses, "losses") if not isinstance(losses, pd.DataFrame) else losses.copy()
+        for what, frame in (("mixtures", mix), ("losses", loss)):
+            if key not in frame.columns:
+                raise InputError(key, f"the {what} table has no key column {key!r}", "pass key='<column>'")
+        mix, loss = mix.set_index(key), loss.set_index(key)
+        only_mix = mix.index.difference(loss.index)
+        only_loss = loss.index.difference(mix.index)
+        if len(only_mix) or len(only_loss):
+            raise InputError(
+                key,
+                f"{len(only_mix)} runs only in the mixture table, {len(only_loss)} only in the loss table",
+                "give both tables the same runs",
+            )
+        loss = loss.loc[mix.index]
+        if strip_affixes:
+            mix.columns = strip_common_affixes([str(c) for c in mix.columns])
+            loss.columns = strip_common_affixes([str(c) for c in loss.columns])
+        mix = validate_mixtures(mix, renormalise=renormalise, field_name="mixtures")
+        return cls(mix, loss)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str], layout: str = "wide", **kwargs: Any) -> RunTable:
+        """Read a CSV/Parquet file in the ``"wide"`` or ``"long"`` layout (see the importers)."""
+        if layout == "wide":
+            return cls.from_wide(path, **kwargs)
+        if layout == "long":
+            return cls.from_long(path, **kwargs)
+        raise InputError("layout", f"unknown layout {layout!r}", "use 'wide' or 'long'")
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(what, f"missing columns {missing}", f"the table has {list(frame.columns)}")
+    if not columns:
+        raise InputError(what, "no columns given", "name at least one column")

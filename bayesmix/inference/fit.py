@@ -1,0 +1,228 @@
+"""``fit``: a law on a run table, by NUTS (nutpie by default), MAP, or the paper's point protocol."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from bayesmix.data.runs import RunTable
+from bayesmix.errors import InputError
+from bayesmix.inference import _arviz
+from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
+from bayesmix.inference.paper import fit_paper
+from bayesmix.laws.base import Law
+from bayesmix.laws.mixing import MixingLaw
+from bayesmix.models.mixing_model import ModelSpec, build_model, summarise_data
+from bayesmix.versions import package_versions
+
+METHODS = ("nuts", "map", "paper")
+SAMPLERS = ("nutpie", "pymc")
+
+
+def fit(
+    runs: RunTable,
+    law: Law | None = None,
+    *,
+    method: str = "nuts",
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    target_accept: float = 0.9,
+    seed: int = 0,
+    likelihood: str = "student_t",
+    nu: float = 5.0,
+    strict: bool = False,
+    progressbar: bool = False,
+    paper_inits: int = 200,
+) -> _arviz.InferenceData:
+    """Fit ``law`` to ``runs`` and return the posterior as ArviZ InferenceData.
+
+    Parameters
+    ----------
+    runs
+        Validated proxy runs (:class:`~bayesmix.data.runs.RunTable`).
+    law
+        The law; default :class:`~bayesmix.laws.MixingLaw` (the paper's M4, hierarchical).
+    method
+        ``"nuts"`` (full posterior), ``"map"`` (posterior mode, a quick look with no
+        uncertainty) or ``"paper"`` (the paper's Huber/L-BFGS protocol, per domain; mixing laws
+        only).
+    sampler
+        ``"nutpie"`` (default, fast) or ``"pymc"`` (PyMC's own NUTS, the fallback).
+    draws, tune, chains, target_accept
+        NUTS settings.
+    seed
+        Seed: the same seed gives the same numbers.
+    likelihood, nu
+        ``"student_t"`` with ``nu`` degrees of freedom (robust), or ``"normal"``.
+    strict
+        Raise :class:`~bayesmix.errors.SamplerHealthError` instead of warning on divergences,
+        ``r_hat > 1.01`` or low ESS.
+    progressbar
+        Show the sampler's progress bar.
+    paper_inits
+        Number of starts from the paper's initialisation grid (``method="paper"``).
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups ``posterior`` (law parameters with named dims ``domain``, ``train_domain``, ...,
+        plus ``sigma``), ``constant_data`` (the mixtures and the law's constants),
+        ``observed_data`` and, for NUTS, ``sample_stats``. ``posterior.attrs`` hold the model
+        spec, its hash, the package versions, the sampler health and the fit time.
+
+    Raises
+    ------
+    InputError, NotEnoughDataError
+        Bad arguments or too few runs.
+    SamplerHealthError
+        With ``strict=True`` when the sampler reports problems.
+    """
+    law = MixingLaw() if law is None else law
+    if not isinstance(runs, RunTable):
+        raise InputError("runs", f"got {type(runs).__name__}", "build a RunTable (RunTable.from_wide, ...)")
+    if method not in METHODS:
+        raise InputError("method", f"unknown method {method!r}", f"use one of {METHODS}")
+    if sampler not in SAMPLERS:
+        raise InputError("sampler", f"unknown sampler {sampler!r}", f"use one of {SAMPLERS}")
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if int(value) != value or value < low:
+            raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
+    if not 0.5 <= target_accept < 1:
+        raise InputError("target_accept", f"got {target_accept}", "give a value in [0.5, 1), e.g. 0.9")
+    spec = ModelSpec(
+        law=law.spec(),
+        domains=tuple(runs.domains),
+        train_domains=tuple(runs.train_domains),
+        likelihood="normal" if method == "paper" else likelihood,
+        nu=float(nu),
+        method=method,
+    )
+    started = time.perf_counter()
+    if method == "paper":
+        idata = _fit_paper(law, runs, seed=seed, n_inits=paper_inits)
+    else:
+        model = build_model(law, runs, likelihood=likelihood, nu=nu)
+        if method == "map":
+            idata = _fit_map(model, seed=seed)
+        else:
+            idata = _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar)
+    seconds = time.perf_counter() - started
+    names = (
+        [p.name for p in law.parameters] + ["sigma"] + (["exponent"] if "exponent" in idata.posterior else [])
+    )
+    health = check_health(idata, names, method=method)
+    attrs = idata.posterior.attrs
+    attrs["bayesmix_spec"] = spec.to_json()
+    attrs["bayesmix_spec_hash"] = spec.hash
+    attrs["bayesmix_versions"] = json.dumps(package_versions(), sort_keys=True)
+    attrs["bayesmix_health"] = health.to_json()
+    attrs["bayesmix_fit_seconds"] = float(seconds)
+    attrs["bayesmix_seed"] = int(seed)
+    report_health(health, strict=strict)
+    return idata
+
+
+def _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar) -> _arviz.InferenceData:
+    import pymc as pm
+
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*BLAS.*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        kwargs: dict[str, Any] = {}
+        if sampler == "pymc":
+            kwargs = {
+                "cores": 1,
+                "compute_convergence_checks": False,
+                "idata_kwargs": {"log_likelihood": False},
+            }
+        idata = pm.sample(
+            draws=int(draws),
+            tune=int(tune),
+            chains=int(chains),
+            target_accept=target_accept,
+            random_seed=int(seed),
+            nuts_sampler=sampler,
+            progressbar=progressbar,
+            **kwargs,
+        )
+    return idata
+
+
+def _point_idata(values: dict[str, np.ndarray], model_dims: dict[str, Any], coords, constants, observed):
+    posterior = {name: np.asarray(v)[None, None, ...] for name, v in values.items()}
+    names = list(values) + list(constants or {}) + list(observed or {})
+    dims = {name: list(model_dims.get(name, ())) for name in names}
+    return _arviz.from_dict(
+        posterior, coords=coords, dims=dims, constant_data=constants, observed_data=observed
+    )
+
+
+def _model_parts(model) -> tuple[dict, dict, dict, dict]:
+    coords = {k: list(v) for k, v in model.coords.items()}
+    dims = {k: tuple(v) for k, v in model.named_vars_to_dims.items()}
+    constants = {v.name: v.get_value() for v in model.data_vars}
+    observed = {v.name: np.asarray(model.rvs_to_values[v].data) for v in model.observed_RVs}
+    return coords, dims, constants, observed
+
+
+def _fit_map(model, seed: int) -> _arviz.InferenceData:
+    import pymc as pm
+
+    with model, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*BLAS.*")
+        point = pm.find_MAP(progressbar=False, seed=int(seed))
+    coords, dims, constants, observed = _model_parts(model)
+    keep = {name: point[name] for name in point if name in model.named_vars and not name.endswith("__")}
+    return _point_idata(keep, dims, coords, constants, observed)
+
+
+def _fit_paper(law: Law, runs: RunTable, seed: int, n_inits: int) -> _arviz.InferenceData:
+    if not isinstance(law, MixingLaw) or law.exponent == "learn":
+        raise InputError(
+            "method",
+            f"the paper protocol fits the per-domain mixing law with a fixed exponent, not {law!r}",
+            "use method='nuts' or 'map' for this law, or law=MixingLaw()",
+        )
+    data = summarise_data(runs)
+    constants = law.constant_values(data)
+    values = fit_paper(
+        runs.mixtures.to_numpy(),
+        runs.losses.to_numpy(),
+        constants["reference_mixture"],
+        exponent=float(law.exponent),
+        n_inits=n_inits,
+        seed=seed,
+    )
+    coords = {
+        "run": [str(r) for r in runs.mixtures.index],
+        "domain": runs.domains,
+        "train_domain": runs.train_domains,
+    }
+    dims = {"c": ("domain",), "log_k": ("domain",), "t": ("domain", "train_domain"), "sigma": ("domain",)}
+    constant_dims = {"reference_mixture": ("train_domain",), "mixtures": ("run", "train_domain")}
+    constants["mixtures"] = runs.mixtures.to_numpy()
+    idata = _point_idata(values, dims, coords, None, {"loss": runs.losses.to_numpy()})
+    import xarray as xr
+
+    constant_ds = xr.Dataset(
+        {name: (constant_dims.get(name, ()), np.asarray(value)) for name, value in constants.items()},
+        coords={k: coords[k] for k in ("run", "train_domain")},
+    )
+    _arviz.set_group(idata, "constant_data", constant_ds)
+    idata.observed_data["loss"] = (
+        idata.observed_data["loss"]
+        .rename({d: n for d, n in zip(idata.observed_data["loss"].dims, ("run", "domain"), strict=True)})
+        .assign_coords(run=coords["run"], domain=coords["domain"])
+    )
+    return idata
+
+
+def health(idata: _arviz.InferenceData) -> SamplerHealth:
+    """The sampler health recorded in a fit (see :class:`~bayesmix.inference.diagnostics.SamplerHealth`)."""
+    return SamplerHealth.from_json(idata.posterior.attrs["bayesmix_health"])

@@ -1,0 +1,149 @@
+"""Save and load fits: a netCDF InferenceData plus a JSON sidecar (spec, hash, versions, checksum).
+
+``save(idata, "fit.nc")`` writes ``fit.nc`` and ``fit.json``. ``load`` checks, before trusting
+anything: both files exist, the JSON parses and has this file format, the netCDF's SHA-256
+matches (so a truncated or altered file is caught), the spec stored inside the netCDF is the one
+in the JSON, the bayesmix version that wrote it is this one, and (optionally) the spec is the one
+the caller expects. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from bayesmix.errors import IncompatibleFileError, InputError
+from bayesmix.inference import _arviz
+from bayesmix.laws.base import Law
+from bayesmix.models.mixing_model import ModelSpec
+from bayesmix.versions import __version__, package_versions
+
+FILE_FORMAT = 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
+    """Write a fit to ``path`` (netCDF, ``.nc`` added if missing) and its JSON sidecar.
+
+    The netCDF is written to a temporary file and moved into place, so an interrupted save
+    never leaves a half-written file under the final name.
+
+    Returns
+    -------
+    pathlib.Path
+        The netCDF path.
+    """
+    path = Path(path)
+    if path.suffix != ".nc":
+        path = path.with_suffix(path.suffix + ".nc") if path.suffix else path.with_suffix(".nc")
+    attrs = getattr(idata, "posterior", None)
+    if attrs is None or "bayesmix_spec" not in idata.posterior.attrs:
+        raise InputError("idata", "is not a bayesmix fit", "save the result of bayesmix.fit")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    _arviz.to_netcdf(idata, str(temporary))
+    os.replace(temporary, path)
+    spec = ModelSpec.from_json(idata.posterior.attrs["bayesmix_spec"])
+    sidecar = {
+        "format": FILE_FORMAT,
+        "spec": json.loads(spec.to_json()),
+        "spec_hash": spec.hash,
+        "fitted_with": json.loads(idata.posterior.attrs.get("bayesmix_versions", "{}")),
+        "saved_with": package_versions(),
+        "netcdf": path.name,
+        "netcdf_sha256": _sha256(path),
+    }
+    temporary = _sidecar(path).with_name(_sidecar(path).name + ".tmp")
+    temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+    os.replace(temporary, _sidecar(path))
+    return path
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    expected: ModelSpec | Law | None = None,
+    allow_other_version: bool = False,
+) -> _arviz.InferenceData:
+    """Load a fit written by :func:`save`, refusing corrupt, foreign or mismatched files.
+
+    Parameters
+    ----------
+    path
+        The ``.nc`` path (or its ``.json`` sidecar).
+    expected
+        If given, the file must hold a fit of this spec (or of this law).
+    allow_other_version
+        Accept a file written by another bayesmix version (its spec must still match).
+
+    Raises
+    ------
+    IncompatibleFileError
+        Missing sidecar, corrupt or truncated netCDF, spec mismatch, other version.
+    """
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".nc")
+    sidecar_path = _sidecar(path)
+    for needed in (path, sidecar_path):
+        if not needed.exists():
+            raise IncompatibleFileError(
+                f"{needed} does not exist: a saved fit is a .nc file with a .json sidecar written by bayesmix.save"
+            )
+    try:
+        sidecar: dict[str, Any] = json.loads(sidecar_path.read_text())
+        file_format = sidecar["format"]
+        spec = ModelSpec.from_json(json.dumps(sidecar["spec"]))
+        checksum = sidecar["netcdf_sha256"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IncompatibleFileError(f"{sidecar_path} is not a valid bayesmix sidecar ({exc})") from None
+    if file_format != FILE_FORMAT:
+        raise IncompatibleFileError(
+            f"{path} uses file format {file_format}; this bayesmix reads format {FILE_FORMAT}: refit, or load it "
+            "with the bayesmix version that wrote it"
+        )
+    if _sha256(path) != checksum:
+        raise IncompatibleFileError(
+            f"{path} does not match the checksum in {sidecar_path.name}: the file is truncated or was changed "
+            "after saving; save the fit again"
+        )
+    written_by = sidecar.get("fitted_with", {}).get("bayesmix")
+    if written_by != __version__ and not allow_other_version:
+        raise IncompatibleFileError(
+            f"{path} was fitted with bayesmix {written_by}, this is {__version__}: refit, or pass "
+            "allow_other_version=True to load it anyway"
+        )
+    try:
+        idata = _arviz.from_netcdf(str(path))
+        inner = idata.posterior.attrs["bayesmix_spec"]
+    except Exception as exc:  # any read failure means the file is not a usable fit
+        raise IncompatibleFileError(
+            f"{path} could not be read as a bayesmix fit ({type(exc).__name__}: {exc})"
+        ) from None
+    if ModelSpec.from_json(inner).hash != spec.hash:
+        raise IncompatibleFileError(f"{path} holds another spec than its sidecar {sidecar_path.name}")
+    if expected is not None:
+        if isinstance(expected, Law):
+            if spec.build_law() != expected:
+                raise IncompatibleFileError(
+                    f"{path} holds a fit of {spec.build_law()!r}, not of the expected {expected!r}"
+                )
+        elif expected.hash != spec.hash:
+            raise IncompatibleFileError(
+                f"{path} holds a fit of another spec (hash {spec.hash[:12]}, expected {expected.hash[:12]})"
+            )
+    return idata

@@ -1,0 +1,178 @@
+"""Predictions from a fitted law: posterior(-predictive) draws for any mixtures, and intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesmix.data.runs import validate_mixtures
+from bayesmix.errors import InputError
+from bayesmix.inference import _arviz
+from bayesmix.laws.aggregation import ExplicitAggregation
+from bayesmix.models.mixing_model import ModelSpec
+
+KINDS = ("predictive", "mean")
+INTERVAL_KINDS = ("eti", "hdi")
+#: noise draws used for the predictive distribution of a point fit (MAP or the paper protocol)
+POINT_FIT_NOISE_DRAWS = 2000
+
+
+def fitted_spec(idata: _arviz.InferenceData) -> ModelSpec:
+    """The :class:`~bayesmix.models.ModelSpec` stored in a fit."""
+    try:
+        return ModelSpec.from_json(idata.posterior.attrs["bayesmix_spec"])
+    except (AttributeError, KeyError):
+        raise InputError(
+            "idata",
+            "is not a bayesmix fit (no bayesmix_spec in posterior.attrs)",
+            "pass the result of bayesmix.fit",
+        ) from None
+
+
+def posterior_draws(
+    idata: _arviz.InferenceData, names: Sequence[str], max_draws: int | None = None, seed: int = 0
+):
+    """Posterior variables stacked to a leading ``sample`` axis (thinned to ``max_draws``)."""
+    posterior = idata.posterior
+    n = posterior.sizes["chain"] * posterior.sizes["draw"]
+    pick = None
+    if max_draws is not None and n > max_draws:
+        pick = np.sort(np.random.default_rng(seed).choice(n, size=max_draws, replace=False))
+    out = {}
+    for name in names:
+        if name not in posterior:
+            continue
+        stacked = posterior[name].stack(sample=("chain", "draw")).transpose("sample", ...)
+        values = stacked.to_numpy()
+        out[name] = values if pick is None else values[pick]
+    return out
+
+
+def predict(
+    idata: _arviz.InferenceData,
+    mixtures: Any,
+    *,
+    kind: str = "predictive",
+    composition: Mapping[str, float] | Sequence[float] | None = None,
+    renormalise: bool = False,
+    max_draws: int | None = None,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Draws of the loss of each validation domain for new mixtures.
+
+    Parameters
+    ----------
+    idata
+        A fit returned by :func:`bayesmix.fit` (or :func:`bayesmix.load`).
+    mixtures
+        DataFrame with training-domain columns (missing domains are 0), a dict (one mixture),
+        a list of dicts, or an array ``(mixture, train_domain)``.
+    kind
+        ``"predictive"``: the loss a new run would show (law + run noise); ``"mean"``: the law's
+        expected loss only (for comparing mixtures and optimising).
+    composition
+        Shares of the validation set over the fitted domains: adds a ``"total"`` entry to the
+        ``domain`` dim (explicit aggregation, ``sum_i s_i L_i``).
+    renormalise
+        Divide each mixture by its sum instead of rejecting those that do not sum to 1.
+    max_draws
+        Use at most this many posterior draws (a random subset under ``seed``).
+    seed
+        Seed of the noise draws and of the subset.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``("sample", "mixture", "domain")``.
+    """
+    if kind not in KINDS:
+        raise InputError("kind", f"unknown kind {kind!r}", f"use one of {KINDS}")
+    spec = fitted_spec(idata)
+    law = spec.build_law()
+    frame = validate_mixtures(mixtures, spec.train_domains, renormalise=renormalise)
+    names = [p.name for p in law.parameters] + ["exponent", "sigma"]
+    params: dict[str, Any] = posterior_draws(idata, names, max_draws=max_draws, seed=seed)
+    constants = idata.constant_data if "constant_data" in idata.groups() else {}
+    for spec_constant in law.constants:
+        params[spec_constant.name] = np.asarray(constants[spec_constant.name])
+    if "exponent" not in params and "exponent" in constants:
+        params["exponent"] = float(np.asarray(constants["exponent"]).reshape(-1)[0])
+    mean = law.evaluate(params, frame.to_numpy(), xp=np)  # (sample, mixture, domain)
+    if kind == "predictive" and mean.shape[0] == 1:
+        # a point fit: its predictive spread is the plug-in noise alone, so draw that many times
+        mean = np.repeat(mean, POINT_FIT_NOISE_DRAWS, axis=0)
+        params["sigma"] = np.repeat(params["sigma"], POINT_FIT_NOISE_DRAWS, axis=0)
+    n_samples = mean.shape[0]
+    if kind == "predictive":
+        rng = np.random.default_rng(seed)
+        sigma = params["sigma"][:, None, :]
+        if spec.likelihood == "student_t":
+            noise = rng.standard_t(spec.nu, size=mean.shape)
+        else:
+            noise = rng.standard_normal(size=mean.shape)
+        mean = mean + sigma * noise
+    domains = list(spec.domains)
+    if composition is not None:
+        total = ExplicitAggregation(composition, domains)(mean)
+        mean = np.concatenate([mean, total[..., None]], axis=-1)
+        domains = [*domains, "total"]
+    index = frame.index if isinstance(mixtures, pd.DataFrame) else np.arange(len(frame))
+    return xr.DataArray(
+        mean,
+        dims=("sample", "mixture", "domain"),
+        coords={"sample": np.arange(n_samples), "mixture": np.asarray(index), "domain": domains},
+        name="loss",
+        attrs={"kind": kind},
+    )
+
+
+def interval(
+    draws: xr.DataArray, prob: float = 0.9, kind: str = "eti", sample_dim: str = "sample"
+) -> xr.Dataset:
+    """Mean, median and a central (``"eti"``) or highest-density (``"hdi"``) interval of draws.
+
+    Parameters
+    ----------
+    draws
+        Draws with a ``sample_dim`` dimension (e.g. the output of :func:`predict`).
+    prob
+        Probability mass inside the interval, in (0, 1).
+    kind
+        ``"eti"``: equal-tailed; ``"hdi"``: highest density.
+    sample_dim
+        The dimension holding the draws.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``mean``, ``median``, ``lower``, ``upper`` with the remaining dims of ``draws``.
+    """
+    if not 0 < prob < 1:
+        raise InputError("prob", f"got {prob}", "give a probability in (0, 1), e.g. 0.9")
+    if kind not in INTERVAL_KINDS:
+        raise InputError("kind", f"unknown interval kind {kind!r}", f"use one of {INTERVAL_KINDS}")
+    if sample_dim not in draws.dims:
+        raise InputError(
+            "sample_dim", f"{sample_dim!r} is not a dim of the draws {draws.dims}", "name the draw dim"
+        )
+    if kind == "eti":
+        tail = (1 - prob) / 2
+        bounds = draws.quantile([tail, 1 - tail], dim=sample_dim)
+        lower = bounds.isel(quantile=0, drop=True)
+        upper = bounds.isel(quantile=1, drop=True)
+    else:
+        hdi = _arviz.hdi(draws, prob, sample_dim=sample_dim)
+        lower, upper = hdi["lower"], hdi["upper"]
+    return xr.Dataset(
+        {
+            "mean": draws.mean(sample_dim),
+            "median": draws.median(sample_dim),
+            "lower": lower,
+            "upper": upper,
+        },
+        attrs={"prob": prob, "kind": kind},
+    )

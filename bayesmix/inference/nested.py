@@ -1,0 +1,439 @@
+"""Fit the nested scaling laws and predict the loss at a target scale for any mixture.
+
+::
+
+    table = CurveTable.from_long(frame)                     # run, domain, loss, tokens, model_size, mix_*
+    fitted = fit_nested(table)                               # joint hierarchical model (NUTS)
+    draws = predict_target(fitted, model_size=1e9, tokens=1e11, mixtures={"web": .7, "code": .3})
+    interval(draws)                                          # per domain and "total"
+
+Stages are carried by their posterior draws (see :mod:`bayesmix.models.nested`): the scaling
+stage gives draws of the target-scale loss of every observed mixture; mixtures that were not
+observed go through the mixing law, fitted (NUTS) on those draws' mean and full covariance the
+first time a target scale is asked for, and cached on the fit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesmix.data.curves import CurveTable
+from bayesmix.data.runs import validate_mixtures
+from bayesmix.errors import InputError
+from bayesmix.inference import _arviz
+from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
+from bayesmix.inference.fit import SAMPLERS, _fit_nuts
+from bayesmix.inference.predict import posterior_draws
+from bayesmix.laws.aggregation import ExplicitAggregation
+from bayesmix.laws.mixing import MixingLaw
+from bayesmix.laws.scaling import JointScalingLaw, ScalingLaw, SizeLaw, StepLaw
+from bayesmix.models.nested import (
+    Curves,
+    build_joint_model,
+    build_mixing_stage_model,
+    build_size_stage_model,
+    build_step_stage_model,
+)
+
+METHODS = ("joint", "staged")
+KINDS = ("predictive", "mean")
+VIA = ("auto", "observed", "mixing_law")
+
+
+@dataclass
+class NestedFit:
+    """A fitted nested scaling-law model (returned by :func:`fit_nested`).
+
+    Attributes
+    ----------
+    table
+        The curves it was fitted on.
+    method
+        ``"joint"`` or ``"staged"``.
+    scaling
+        InferenceData of the joint model, or of stage 1 (step laws) when staged.
+    curves
+        The curves of :attr:`scaling` (by mixture and domain for joint, by run and domain for
+        staged).
+    settings
+        Sampler settings, reused by the lazily fitted later stages.
+    fit_seconds
+        Wall time of every NUTS fit so far (later stages add theirs).
+    health
+        Sampler health per stage name.
+    """
+
+    table: CurveTable
+    method: str
+    scaling: _arviz.InferenceData
+    curves: Curves
+    settings: dict[str, Any]
+    fit_seconds: float = 0.0
+    health: dict[str, SamplerHealth] = field(default_factory=dict)
+    size_stages: dict[float, tuple[_arviz.InferenceData, Curves]] = field(default_factory=dict)
+    mixing_stages: dict[tuple[float, float], _arviz.InferenceData] = field(default_factory=dict)
+
+    @property
+    def mixtures(self) -> pd.DataFrame:
+        """Observed mixtures (rows) over training domains."""
+        return self.table.mixtures
+
+    @property
+    def domains(self) -> list[str]:
+        """Validation domains."""
+        return self.table.domains
+
+
+def _check_settings(draws: int, tune: int, chains: int, target_accept: float, sampler: str) -> None:
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if int(value) != value or value < low:
+            raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
+    if not 0.5 <= target_accept < 1:
+        raise InputError("target_accept", f"got {target_accept}", "give a value in [0.5, 1), e.g. 0.9")
+    if sampler not in SAMPLERS:
+        raise InputError("sampler", f"unknown sampler {sampler!r}", f"use one of {SAMPLERS}")
+
+
+def _sample(model: Any, settings: Mapping[str, Any], names: Sequence[str], stage: str, fitted_health: dict):
+    started = time.perf_counter()
+    idata = _fit_nuts(
+        model,
+        settings["sampler"],
+        settings["draws"],
+        settings["tune"],
+        settings["chains"],
+        settings["target_accept"],
+        settings["seed"],
+        settings["progressbar"],
+    )
+    seconds = time.perf_counter() - started
+    health = check_health(idata, list(names))
+    fitted_health[stage] = health
+    idata.posterior.attrs["bayesmix_health"] = health.to_json()
+    idata.posterior.attrs["bayesmix_fit_seconds"] = float(seconds)
+    report_health(health, strict=settings["strict"])
+    return idata, seconds
+
+
+def _scaling_names(law: ScalingLaw) -> list[str]:
+    return ["level", *(f"slope_{t.input}" for t in law.terms), *law.exponents, "sigma"]
+
+
+def fit_nested(
+    table: CurveTable,
+    *,
+    method: str = "joint",
+    run_effect: bool = True,
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    target_accept: float = 0.9,
+    seed: int = 0,
+    likelihood: str = "student_t",
+    nu: float = 5.0,
+    strict: bool = False,
+    progressbar: bool = False,
+) -> NestedFit:
+    """Fit the scaling stage(s) of the nested pipeline by NUTS.
+
+    Parameters
+    ----------
+    table
+        Validated loss curves (:class:`~bayesmix.data.curves.CurveTable`).
+    method
+        ``"joint"``: one hierarchical model ``L(N, D)`` over all checkpoints with partial pooling
+        of exponents and a per-run effect (recommended). ``"staged"``: the paper's order (step
+        law per run, then size law per mixture), each stage carried by its draws; the size
+        stage is fitted when a target is asked for (it depends on the target tokens).
+    run_effect
+        Joint model only: per-run offsets, correlated across domains.
+    sampler, draws, tune, chains, target_accept, seed, strict, progressbar
+        NUTS settings (as in :func:`bayesmix.fit`); the same seed gives the same numbers.
+    likelihood, nu
+        Checkpoint noise: ``"student_t"`` (robust, default) or ``"normal"``.
+
+    Returns
+    -------
+    NestedFit
+
+    Raises
+    ------
+    InputError, NotEnoughDataError
+        Bad arguments or a stage without enough data.
+    """
+    if not isinstance(table, CurveTable):
+        raise InputError("table", f"got {type(table).__name__}", "build a CurveTable (CurveTable.from_long)")
+    if method not in METHODS:
+        raise InputError("method", f"unknown method {method!r}", f"use one of {METHODS}")
+    _check_settings(draws, tune, chains, target_accept, sampler)
+    settings = {
+        "sampler": sampler,
+        "draws": int(draws),
+        "tune": int(tune),
+        "chains": int(chains),
+        "target_accept": float(target_accept),
+        "seed": int(seed),
+        "progressbar": bool(progressbar),
+        "strict": bool(strict),
+        "likelihood": likelihood,
+        "nu": float(nu),
+    }
+    health: dict[str, SamplerHealth] = {}
+    if method == "joint":
+        model, curves, _ = build_joint_model(table, run_effect=run_effect, likelihood=likelihood, nu=nu)
+        names = _scaling_names(JointScalingLaw()) + (["run_sd", "run_corr"] if run_effect else [])
+        idata, seconds = _sample(model, settings, names, "joint", health)
+    else:
+        model, curves, _ = build_step_stage_model(table, likelihood=likelihood, nu=nu)
+        idata, seconds = _sample(model, settings, _scaling_names(StepLaw()), "step", health)
+    idata.posterior.attrs["bayesmix_nested_method"] = method
+    return NestedFit(
+        table=table,
+        method=method,
+        scaling=idata,
+        curves=curves,
+        settings=settings,
+        fit_seconds=seconds,
+        health=health,
+    )
+
+
+def _law_draws(idata: _arviz.InferenceData, law: ScalingLaw, max_draws: int | None, seed: int):
+    return posterior_draws(idata, list(law.parameters), max_draws=max_draws, seed=seed)
+
+
+def _size_stage(fitted: NestedFit, tokens: float) -> tuple[_arviz.InferenceData, Curves]:
+    key = float(tokens)
+    if key not in fitted.size_stages:
+        step = StepLaw()
+        params = _law_draws(fitted.scaling, step, None, 0)
+        extrapolated = step.evaluate(params, {"tokens": np.asarray(key)})  # (sample, run/domain curve)
+        model, curves, _ = build_size_stage_model(fitted.table, fitted.curves, extrapolated)
+        idata, seconds = _sample(
+            model, fitted.settings, _scaling_names(SizeLaw()), f"size@{key:.4g}", fitted.health
+        )
+        fitted.fit_seconds += seconds
+        fitted.size_stages[key] = (idata, curves)
+    return fitted.size_stages[key]
+
+
+def _grid(values: np.ndarray, curves: Curves, mixtures: Sequence[str], domains: Sequence[str]) -> np.ndarray:
+    """Scatter ``(sample, curve)`` values into ``(sample, mixture, domain)`` (NaN where no curve)."""
+    out = np.full((values.shape[0], len(mixtures), len(domains)), np.nan)
+    m_pos = {m: j for j, m in enumerate(mixtures)}
+    d_pos = {d: j for j, d in enumerate(domains)}
+    for g, (m, d) in enumerate(zip(curves.keys["mixture"], curves.keys["domain"], strict=True)):
+        out[:, m_pos[m], d_pos[d]] = values[:, g]
+    return out
+
+
+def _new_run_noise(
+    idata: _arviz.InferenceData, n: int, n_domains: int, rng: np.random.Generator, nu: float, likelihood: str
+) -> np.ndarray:
+    """Draws ``(n, domain)`` of how far a new run's final checkpoint sits from the law."""
+    names = ["sigma", "run_sd", "run_corr"]
+    draws = posterior_draws(idata, names)
+    pick = rng.integers(0, draws["sigma"].shape[0], size=n)
+    sigma = draws["sigma"][pick]
+    shock = (
+        rng.standard_t(nu, size=(n, n_domains))
+        if likelihood == "student_t"
+        else rng.standard_normal((n, n_domains))
+    )
+    noise = sigma * shock
+    if "run_sd" in draws:
+        tau, rho = draws["run_sd"][pick], draws["run_corr"][pick][:, None]
+        z = np.sqrt(rho) * rng.standard_normal((n, 1)) + np.sqrt(1 - rho) * rng.standard_normal(
+            (n, n_domains)
+        )
+        noise = noise + tau * z
+    return noise
+
+
+def target_draws(
+    fitted: NestedFit, model_size: float, tokens: float, *, max_draws: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Law draws ``(sample, mixture, domain)`` at ``(N*, D*)`` for the observed mixtures, and new-run noise.
+
+    Returns
+    -------
+    (mean, noise)
+        ``mean``: the scaling law at the target for each observed mixture (posterior draws);
+        ``noise``: matching draws ``(sample, domain)`` of a new run's deviation from its law
+        (per-run effect and checkpoint noise).
+    """
+    rng = np.random.default_rng(seed)
+    mixtures, domains = list(fitted.mixtures.index), fitted.domains
+    target = {"model_size": np.asarray(float(model_size)), "tokens": np.asarray(float(tokens))}
+    if fitted.method == "joint":
+        law: ScalingLaw = JointScalingLaw()
+        idata, curves = fitted.scaling, fitted.curves
+        likelihood, nu = fitted.settings["likelihood"], fitted.settings["nu"]
+        params = _law_draws(idata, law, max_draws, seed)
+        mean = _grid(law.evaluate(params, target), curves, mixtures, domains)
+        noise = _new_run_noise(idata, mean.shape[0], len(domains), rng, nu, likelihood)
+    else:
+        idata, curves = _size_stage(fitted, tokens)
+        law = SizeLaw()
+        params = _law_draws(idata, law, max_draws, seed)
+        mean = _grid(law.evaluate(params, target), curves, mixtures, domains)
+        # run-to-run spread around the size law (normal) plus stage 1's checkpoint noise
+        noise = _new_run_noise(idata, mean.shape[0], len(domains), rng, 1.0, "normal")
+        checkpoint = _new_run_noise(
+            fitted.scaling,
+            mean.shape[0],
+            len(domains),
+            rng,
+            fitted.settings["nu"],
+            fitted.settings["likelihood"],
+        )
+        noise = noise + checkpoint
+    return mean, noise
+
+
+def _mixing_stage(fitted: NestedFit, model_size: float, tokens: float) -> _arviz.InferenceData:
+    key = (float(model_size), float(tokens))
+    if key not in fitted.mixing_stages:
+        mean, _ = target_draws(fitted, model_size, tokens, seed=fitted.settings["seed"])
+        if np.isnan(mean).any():
+            raise InputError(
+                "table",
+                "some observed mixtures lack curves for some domains",
+                "give every run a loss for every validation domain to fit the mixing law",
+            )
+        model = build_mixing_stage_model(fitted.mixtures, fitted.domains, mean)
+        law = MixingLaw()
+        idata, seconds = _sample(
+            model,
+            fitted.settings,
+            [p.name for p in law.parameters] + ["sigma"],
+            f"mixing@{key[0]:.4g},{key[1]:.4g}",
+            fitted.health,
+        )
+        fitted.fit_seconds += seconds
+        fitted.mixing_stages[key] = idata
+    return fitted.mixing_stages[key]
+
+
+def _match_observed(frame: pd.DataFrame, observed: pd.DataFrame) -> list[int] | None:
+    """Positions of the observed mixtures equal (1e-6) to each requested row, or None if one is new."""
+    positions = []
+    obs = observed.to_numpy()
+    for row in frame.to_numpy():
+        hit = np.flatnonzero(np.abs(obs - row).max(axis=1) < 1e-6)
+        if not len(hit):
+            return None
+        positions.append(int(hit[0]))
+    return positions
+
+
+def predict_target(
+    fitted: NestedFit,
+    *,
+    model_size: float,
+    tokens: float,
+    mixtures: Any = None,
+    kind: str = "predictive",
+    composition: Mapping[str, float] | Sequence[float] | None = None,
+    via: str = "auto",
+    renormalise: bool = False,
+    max_draws: int | None = 2000,
+    seed: int = 0,
+) -> xr.DataArray:
+    """Draws of the loss at the target scale ``(N*, D*)`` per validation domain and in total.
+
+    Parameters
+    ----------
+    fitted
+        Result of :func:`fit_nested`.
+    model_size, tokens
+        Target model size ``N*`` (same count as the table's ``model_size``, non-embedding by
+        default) and target training tokens ``D*``.
+    mixtures
+        ``None`` (the observed mixtures), or a dict / list of dicts / DataFrame / array over the
+        training domains, as for :func:`bayesmix.predict`.
+    kind
+        ``"predictive"``: the final loss of a new run (law + per-run effect + checkpoint noise,
+        + mixing-law misfit for unobserved mixtures); ``"mean"``: the law only.
+    composition
+        Shares of the domains in the total loss; default equal shares. The ``domain`` dim gets
+        a ``"total"`` entry (``sum_i s_i L_i``).
+    via
+        ``"auto"``: observed mixtures directly from the scaling stage, and all mixtures through
+        the mixing law when any requested mixture was not observed; ``"observed"`` or
+        ``"mixing_law"`` to force one.
+    renormalise
+        Divide mixtures by their sum instead of rejecting those that do not sum to 1.
+    max_draws
+        Use at most this many posterior draws.
+    seed
+        Seed of the noise draws and of the draw subset.
+
+    Returns
+    -------
+    xarray.DataArray
+        Dims ``("sample", "mixture", "domain")``; attrs ``model_size``, ``tokens``, ``kind``,
+        ``via``.
+
+    Raises
+    ------
+    InputError, NotEnoughDataError
+        Bad arguments, a mixture that was not observed when the mixing law cannot be fitted
+        (too few mixtures), etc.
+    """
+    if kind not in KINDS:
+        raise InputError("kind", f"unknown kind {kind!r}", f"use one of {KINDS}")
+    if via not in VIA:
+        raise InputError("via", f"unknown value {via!r}", f"use one of {VIA}")
+    for name, value in (("model_size", model_size), ("tokens", tokens)):
+        if not np.isfinite(value) or value <= 0:
+            raise InputError(name, f"got {value!r}", "give a positive number")
+    observed = fitted.mixtures
+    if mixtures is None:
+        frame = observed.copy()
+        labels: Any = list(observed.index)
+    else:
+        frame = validate_mixtures(mixtures, list(observed.columns), renormalise=renormalise)
+        labels = list(frame.index) if isinstance(mixtures, pd.DataFrame) else list(range(len(frame)))
+    positions = _match_observed(frame, observed)
+    if via == "auto":
+        via = "observed" if positions is not None else "mixing_law"
+    if via == "observed" and positions is None:
+        raise InputError(
+            "mixtures", "some mixtures were not observed", "use via='mixing_law' (or 'auto') to predict them"
+        )
+    rng = np.random.default_rng(seed)
+    mean, noise = target_draws(fitted, model_size, tokens, max_draws=max_draws, seed=seed)
+    if via == "observed":
+        values = mean[:, positions, :]
+        if kind == "predictive":
+            values = values + noise[:, None, :]
+    else:
+        idata = _mixing_stage(fitted, model_size, tokens)
+        law = MixingLaw()
+        params = posterior_draws(idata, ["c", "log_k", "t", "sigma"], max_draws=max_draws, seed=seed)
+        params["reference_mixture"] = np.asarray(idata.constant_data["reference_mixture"])
+        values = law.evaluate(params, frame.to_numpy(), xp=np)
+        if kind == "predictive":
+            pick = rng.integers(0, noise.shape[0], size=values.shape[0])
+            misfit = params["sigma"][:, None, :] * rng.standard_normal(values.shape)
+            values = values + misfit + noise[pick][:, None, :]
+    domains = list(fitted.domains)
+    shares = composition if composition is not None else {d: 1.0 / len(domains) for d in domains}
+    total = ExplicitAggregation(shares, domains)(values)
+    values = np.concatenate([values, total[..., None]], axis=-1)
+    return xr.DataArray(
+        values,
+        dims=("sample", "mixture", "domain"),
+        coords={"sample": np.arange(values.shape[0]), "mixture": labels, "domain": [*domains, "total"]},
+        name="loss",
+        attrs={"model_size": float(model_size), "tokens": float(tokens), "kind": kind, "via": via},
+    )

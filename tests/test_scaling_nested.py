@@ -1,0 +1,125 @@
+"""Nested scaling laws: recovery of known exponents, target predictions, calibration."""
+
+import numpy as np
+import pytest
+
+from bayesmix.data.curves import CurveTable
+from bayesmix.data.simulate_curves import random_nested_truth, simulate_curves
+from bayesmix.errors import InputError, NotEnoughDataError
+from bayesmix.inference.nested import fit_nested, predict_target
+from bayesmix.inference.predict import interval
+from bayesmix.models.nested import build_mixing_stage_model
+
+SIZES = (1e7, 3e7, 1e8, 3e8)
+TARGET = {"model_size": 1e9, "tokens": 1e11}
+
+
+def _study(seed: int, n_mixtures: int = 6):
+    truth = random_nested_truth(3, seed=seed)
+    frame, mixtures = simulate_curves(truth, n_mixtures=n_mixtures, model_sizes=SIZES, seed=seed)
+    return truth, CurveTable.from_long(frame), mixtures
+
+
+@pytest.fixture(scope="module")
+def fitted_study():
+    truth, table, mixtures = _study(seed=11)
+    fitted = fit_nested(table, draws=400, tune=400, chains=2, seed=1)
+    return truth, table, mixtures, fitted
+
+
+def test_recovers_exponents(fitted_study):
+    truth, _table, _, fitted = fitted_study
+    posterior = fitted.scaling.posterior
+    keys = fitted.curves.keys
+    for name, true in (("alpha", truth.alpha), ("beta", truth.beta)):
+        draws = posterior[name].stack(sample=("chain", "draw")).to_numpy()  # (curve, sample)
+        for g, domain in enumerate(keys["domain"]):
+            expected = true[list(truth.domains).index(domain)]
+            lo, hi = np.quantile(draws[g], [0.005, 0.995])
+            assert lo <= expected <= hi, (name, keys.iloc[g].to_dict(), lo, expected, hi)
+        # pooled over mixtures, each domain's exponent is pinned down closely
+        per_domain = [draws[(keys["domain"] == d).to_numpy()].mean() for d in truth.domains]
+        np.testing.assert_allclose(per_domain, true, atol=0.06)
+    assert fitted.health["joint"].divergences <= 5
+
+
+def test_predict_target_observed_mixtures(fitted_study):
+    truth, _table, mixtures, fitted = fitted_study
+    draws = predict_target(fitted, **TARGET, kind="mean", seed=0)
+    assert draws.dims == ("sample", "mixture", "domain")
+    assert list(draws["domain"].values) == [*truth.domains, "total"]
+    assert draws.attrs["via"] == "observed"
+    np.testing.assert_allclose(
+        draws.sel(domain="total").values, draws.isel(domain=slice(0, 3)).mean("domain").values
+    )
+    summary = interval(draws.isel(domain=slice(0, 3)), prob=0.9)
+    true = truth.mean_loss(mixtures, **TARGET)
+    inside = (summary["lower"].values <= true) & (true <= summary["upper"].values)
+    assert inside.mean() >= 0.6
+    # the same seed gives the same numbers; predictive draws are wider than the law's
+    again = predict_target(fitted, **TARGET, kind="mean", seed=0)
+    np.testing.assert_array_equal(draws.values, again.values)
+    wide = predict_target(fitted, **TARGET, seed=0)
+    assert float(wide.std("sample").mean()) > float(draws.std("sample").mean())
+
+
+@pytest.mark.slow
+def test_predict_target_new_mixture_via_mixing_law(fitted_study):
+    truth, _table, _mixtures, fitted = fitted_study
+    new = {"web": 0.5, "code": 0.3, "papers": 0.2}
+    draws = predict_target(fitted, **TARGET, mixtures=[new], kind="mean", composition={"web": 1.0})
+    assert draws.attrs["via"] == "mixing_law"
+    assert draws.sizes["mixture"] == 1
+    np.testing.assert_allclose(draws.sel(domain="total").values, draws.sel(domain="web").values)
+    summary = interval(draws, prob=0.98)
+    true = truth.mean_loss(np.array([[0.5, 0.3, 0.2]]), **TARGET)[0]
+    assert np.all(np.abs(summary["median"].values[0, :3] - true) < 0.15)
+    assert (TARGET["model_size"], TARGET["tokens"]) in fitted.mixing_stages
+    with pytest.raises(InputError, match="not observed"):
+        predict_target(fitted, **TARGET, mixtures=[new], via="observed")
+    with pytest.raises(InputError, match="unknown training domains"):
+        predict_target(fitted, **TARGET, mixtures=[{"math": 1.0}])
+    with pytest.raises(InputError, match="model_size"):
+        predict_target(fitted, model_size=-1.0, tokens=1e11)
+
+
+def test_mixing_stage_needs_enough_mixtures():
+    _, table, _ = _study(seed=2, n_mixtures=2)
+    target = np.full((10, 2, 3), 2.5) + np.random.default_rng(0).normal(0, 0.01, (10, 2, 3))
+    with pytest.raises(NotEnoughDataError, match="observed mixtures"):
+        build_mixing_stage_model(table.mixtures, table.domains, target)
+
+
+def test_bad_arguments():
+    _, table, _ = _study(seed=2, n_mixtures=2)
+    with pytest.raises(InputError, match="method"):
+        fit_nested(table, method="chinchilla")
+    with pytest.raises(InputError, match="CurveTable"):
+        fit_nested(table.frame)
+
+
+@pytest.mark.slow
+def test_staged_pipeline_recovers_target():
+    truth, table, mixtures = _study(seed=4, n_mixtures=3)
+    fitted = fit_nested(table, method="staged", draws=400, tune=400, chains=2, seed=0)
+    draws = predict_target(fitted, **TARGET, kind="mean")
+    summary = interval(draws.isel(domain=slice(0, 3)), prob=0.9)
+    true = truth.mean_loss(mixtures, **TARGET)
+    inside = (summary["lower"].values <= true) & (true <= summary["upper"].values)
+    assert inside.mean() >= 0.6
+    assert np.abs(summary["median"].values - true).max() < 0.15
+
+
+@pytest.mark.slow
+def test_interval_coverage_on_simulated_ground_truth():
+    """90% intervals of the extrapolated target-scale law cover the truth 85-95% of the time."""
+    hits = []
+    for seed in range(8):
+        truth, table, mixtures = _study(seed=100 + seed)
+        fitted = fit_nested(table, draws=500, tune=500, chains=2, seed=seed)
+        draws = predict_target(fitted, **TARGET, kind="mean", seed=seed)
+        summary = interval(draws.isel(domain=slice(0, 3)), prob=0.9)
+        true = truth.mean_loss(mixtures, **TARGET)
+        hits.append(((summary["lower"].values <= true) & (true <= summary["upper"].values)).ravel())
+    coverage = float(np.concatenate(hits).mean())
+    assert 0.85 <= coverage <= 0.95, coverage

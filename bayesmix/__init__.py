@@ -10,6 +10,7 @@ The everyday API::
     bm.save(idata, "fit.nc"); idata = bm.load("fit.nc")
 """
 
+from bayesmix.data.curves import CurveTable
 from bayesmix.data.runs import RunTable, validate_mixtures
 from bayesmix.errors import (
     BayesmixError,
@@ -20,30 +21,39 @@ from bayesmix.errors import (
     SamplerHealthWarning,
 )
 from bayesmix.inference import SamplerHealth, fit, fitted_spec, health, interval, load, predict, save
+from bayesmix.inference.nested import NestedFit, fit_nested, predict_target
 from bayesmix.laws import ExplicitAggregation, ImplicitMixingLaw, Law, LinearLaw, MixingLaw, register_law
+from bayesmix.laws.scaling import JointScalingLaw, SizeLaw, StepLaw
 from bayesmix.versions import __version__
 
 __all__ = [
     "BayesmixError",
+    "CurveTable",
     "ExplicitAggregation",
     "ImplicitMixingLaw",
     "IncompatibleFileError",
     "InputError",
+    "JointScalingLaw",
     "Law",
     "LinearLaw",
     "MixingLaw",
+    "NestedFit",
     "NotEnoughDataError",
     "RunTable",
     "SamplerHealth",
     "SamplerHealthError",
     "SamplerHealthWarning",
+    "SizeLaw",
+    "StepLaw",
     "__version__",
     "fit",
+    "fit_nested",
     "fitted_spec",
     "health",
     "interval",
     "load",
     "predict",
+    "predict_target",
     "register_law",
     "save",
     "validate_mixtures",

@@ -12,17 +12,23 @@ from bayesmix.laws.base import (
 )
 from bayesmix.laws.linear import LinearLaw
 from bayesmix.laws.mixing import MixingLaw
+from bayesmix.laws.scaling import JointScalingLaw, ScalingLaw, SizeLaw, StepLaw, get_scaling_law
 
 __all__ = [
     "DataSummary",
     "ExplicitAggregation",
     "ImplicitMixingLaw",
+    "JointScalingLaw",
     "Law",
     "LinearLaw",
     "MixingLaw",
     "ParameterSpec",
+    "ScalingLaw",
+    "SizeLaw",
+    "StepLaw",
     "available_laws",
     "get_law",
+    "get_scaling_law",
     "law_from_spec",
     "register_law",
 ]

@@ -81,3 +81,16 @@ def test_ledger_errors(tmp_path):
     junk.write_bytes(b"not a database at all" * 100)
     with pytest.raises(IncompatibleFileError):
         Ledger(junk)
+
+
+def test_long_table_feeds_the_law_engine(tmp_path):
+    runs_mod = pytest.importorskip("bayesmix.data.runs")
+    ledger = Ledger(tmp_path / "study.sqlite")
+    for i, share in enumerate((0.2, 0.5, 0.8)):
+        run = _run(f"r{i}", {"legal": share, "code": 1 - share})
+        ledger.add_run(run)
+        for step in (5, 10):
+            ledger.record_eval(run.id, step, step * 100, {"legal": (3 - share, 1.0), "code": (2 + share, 1.0)})
+        ledger.set_status(run.id, "finished")
+    table = runs_mod.RunTable.from_long(ledger.to_long_table(), step="last")
+    assert table is not None

@@ -123,7 +123,7 @@ def main() -> None:
     settings = (
         {"draws": 300, "tune": 300, "chains": 2} if args.quick else {"draws": 1000, "tune": 1000, "chains": 4}
     )
-    n_inits = 10 if args.quick else 100
+    n_inits = 10 if args.quick else 50
     print(f"Gemstones nested scaling laws ({'quick' if args.quick else 'full'} mode)")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores (shared), Python {platform.python_version()}"

@@ -13,7 +13,8 @@ not dominate. Reported: tokens/s of each, their ratio (trainer / plain;
 1.0 means no overhead) and the process's peak resident memory. On a CUDA machine it also times a
 ~100M-parameter GPU-ladder model in bf16 and reports MFU.
 
-Usage: ``python benchmarks/trainer.py [--quick] [--threads N]``. The last line printed is one JSON
+Usage: ``python benchmarks/trainer.py [--quick] [--threads N]`` (default 1 thread: with 2 threads on
+a 2-core machine that runs other jobs, OpenMP barrier waits make timings erratic). The last line printed is one JSON
 object.
 """
 
@@ -111,7 +112,12 @@ def gpu_section(quick: bool, peak_tflops: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and a smaller corpus (< 1 minute)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is stable on a shared machine; 2 on a quiet one)",
+    )
     parser.add_argument(
         "--peak-tflops", type=float, default=989.0, help="GPU bf16 dense peak, for MFU (H100: 989)"
     )

@@ -122,7 +122,7 @@ def tokenize_corpus(
     corpus: Corpus,
     tokenizer: Tokenizer,
     seq_len: int,
-    max_eval_tokens: int = 16_384,
+    max_eval_tokens: int = 8_192,
     cache_dir: str | Path | None = None,
 ) -> TokenizedCorpus:
     """Tokenize every domain into fixed-length sequences (cached when ``cache_dir`` is given).

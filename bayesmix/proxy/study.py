@@ -13,7 +13,7 @@ Layout::
     # or    {kind: local, paths: {legal: ./legal/, code: code.jsonl}, text_field: text}
     tokenizer: {kind: bpe, vocab_size: 4096}      # or {kind: gpt2} or {kind: auto, path: ./tok}
     ladder: cpu                                   # or a YAML path
-    max_eval_tokens: 16384
+    max_eval_tokens: 8192
     train: {batch_size: 16, lr: 0.003, ...}       # TrainConfig fields
 """
 
@@ -38,7 +38,7 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "corpus": {"kind": "embedded", "train_bytes": 2_000_000, "validation_bytes": 200_000},
     "tokenizer": {"kind": "bpe", "vocab_size": 4096},
     "ladder": "cpu",
-    "max_eval_tokens": 16_384,
+    "max_eval_tokens": 8_192,
     "train": {},
 }
 

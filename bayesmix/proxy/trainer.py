@@ -49,7 +49,9 @@ class TrainConfig:
     weight_decay, beta1, beta2, grad_clip
         AdamW and gradient-clipping settings.
     n_evals
-        Log-spaced validation evaluations per run (the last step is always one).
+        Log-spaced validation evaluations per run (the last step is always one). Each runs a
+        forward pass over every domain's validation sequences (``max_eval_tokens`` per domain),
+        which for short CPU runs can cost more than the training itself.
     eval_batch_size
         Sequences per evaluation forward pass.
     checkpoint_every

@@ -99,6 +99,7 @@ def fit_paper(
     n_inits: int = 200,
     delta: float = PAPER_DELTA,
     seed: int = 0,
+    max_iter: int = 1000,
 ) -> dict[str, np.ndarray]:
     """Fit every domain with :func:`fit_domain`; return parameters as ``MixingLaw`` reads them.
 

@@ -322,9 +322,14 @@ class RunTable:
         _require_columns(frame, mixture_columns, "mixture_columns")
         if loss_columns is None:
             taken = set(mixture_columns) | set(META_COLUMNS)
-            loss_columns = [
-                c for c in frame.columns if c not in taken and pd.api.types.is_numeric_dtype(frame[c])
-            ]
+            loss_columns = [c for c in frame.columns if c not in taken]
+            text = [c for c in loss_columns if not pd.api.types.is_numeric_dtype(frame[c])]
+            if text:
+                raise InputError(
+                    f"losses[{text[0]!r}]",
+                    f"non-numeric column(s) {text} would be read as losses",
+                    "give numeric losses, or name the loss columns with loss_columns=[...]",
+                )
         _require_columns(frame, loss_columns, "loss_columns")
         mixtures = frame[list(mixture_columns)].set_axis(names, axis=1)
         losses = frame[list(loss_columns)]

@@ -90,7 +90,9 @@ def test_long_table_feeds_the_law_engine(tmp_path):
         run = _run(f"r{i}", {"legal": share, "code": 1 - share})
         ledger.add_run(run)
         for step in (5, 10):
-            ledger.record_eval(run.id, step, step * 100, {"legal": (3 - share, 1.0), "code": (2 + share, 1.0)})
+            ledger.record_eval(
+                run.id, step, step * 100, {"legal": (3 - share, 1.0), "code": (2 + share, 1.0)}
+            )
         ledger.set_status(run.id, "finished")
     table = runs_mod.RunTable.from_long(ledger.to_long_table(), step="last")
     assert table is not None

@@ -12,7 +12,7 @@ domains, each a mixing law (:class:`ImplicitMixingLaw`):
 
 with ``b = sum_k s_k c_k`` (the constants are not separately identifiable) and ``w_k = s_k k_k``.
 Label switching (the ``K!`` equivalent orderings of the components) is removed by an ordered
-prior on ``log w``: component 0 is always the one with the smallest weight.
+prior on the components' shares of the reducible loss: component 0 always has the smallest.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import numpy as np
 from bayesmix.errors import InputError
 from bayesmix.laws.base import DataSummary, Law, ParameterSpec, register_law
 from bayesmix.laws.features import centred_features
-from bayesmix.laws.mixing import _check_exponent
+from bayesmix.laws.mixing import _check_exponent, zero_sum_basis
 
 
 @register_law
@@ -86,32 +86,46 @@ class ImplicitMixingLaw(Law):
         return xp.expand_dims(params["b"], -2) + total
 
     def build_priors(self, data: DataSummary) -> dict[str, Any]:
-        """See :meth:`Law.build_priors`."""
+        """See :meth:`Law.build_priors`.
+
+        As for :class:`~bayesmix.laws.MixingLaw`, the sampler works in coordinates the data
+        identify: the loss at the reference mixture (``level``), the reducible fraction of it
+        (split over components by ordered shares) and each component's slope ``w_k t_k`` in units
+        of the loss spread; ``b``, ``log_w`` and ``t`` are deterministic functions of them.
+        """
         import pymc as pm
         import pytensor.tensor as pt
         from pymc.distributions.transforms import ordered
 
-        n_domains, n_comp = len(data.domains), self.n_components
-        b_logit = pm.Normal("b_logit", 0.5, 1.5, dims="domain")
-        b = pm.Deterministic("b", data.loss_min * pm.math.sigmoid(b_logit), dims="domain")
-        reducible = pt.maximum(data.loss_mean - b, 1e-3 * data.loss_mean)
-        centre = pt.log(reducible / n_comp)[:, None]
-        start = np.log(np.maximum(data.loss_mean - 0.5 * data.loss_min, 1e-3) / n_comp)[:, None]
-        log_w = pm.Normal(
-            "log_w",
-            mu=centre,
-            sigma=1.5,
-            dims=("domain", "component"),
-            transform=ordered,
-            initval=start + np.linspace(-0.5, 0.5, n_comp)[None, :] * np.ones((n_domains, 1)),
-        )
-        t_sd = pm.HalfNormal("t_sd", 2.0)
-        t_z = pm.ZeroSumNormal("t_z", sigma=1.0, dims=("domain", "component", "train_domain"))
-        t = t_sd * t_z
+        n_domains, n_comp, n_train = len(data.domains), self.n_components, len(data.train_domains)
+        spread = data.loss_sd
+        level_z = pm.Normal("level_z", 0.0, 1.0, dims="domain")
+        level = pm.Deterministic("level", data.loss_mean + 2.0 * spread * level_z, dims="domain")
+        frac = pm.Normal("reducible_logit", -1.5, 1.5, dims="domain")
+        reducible = level * pm.math.sigmoid(frac)
+        if n_comp > 1:
+            share_logits = pm.Normal(
+                "share_logit",
+                0.0,
+                1.0,
+                dims=("domain", "component"),
+                transform=ordered,
+                initval=np.tile(np.linspace(-0.5, 0.5, n_comp), (n_domains, 1)),
+            )
+            shares = pt.special.softmax(share_logits, axis=-1)
+        else:
+            shares = pt.ones((n_domains, 1))
+        weights = reducible[:, None] * shares
+        basis = zero_sum_basis(n_train)
+        slope_sd = pm.HalfNormal("slope_sd", 3.0)
+        coefficients = pm.Normal("slope_coef", 0.0, slope_sd, shape=(n_domains, n_comp, n_train - 1))
+        slope = pt.dot(coefficients, basis.T)
         if self.exponent != 1.0:
-            offset = pm.Normal("t_offset", 0.0, 1.0, dims=("domain", "component"))
-            t = t + offset[:, :, None]
-        t = pm.Deterministic("t", t, dims=("domain", "component", "train_domain"))
+            slope = slope + pm.Normal("slope_offset", 0.0, 3.0, dims=("domain", "component"))[:, :, None]
+        slope = spread[:, None, None] * slope
+        b = pm.Deterministic("b", level - reducible, dims="domain")
+        log_w = pm.Deterministic("log_w", pt.log(weights), dims=("domain", "component"))
+        t = pm.Deterministic("t", slope / weights[:, :, None], dims=("domain", "component", "train_domain"))
         params: dict[str, Any] = {"b": b, "log_w": log_w, "t": t}
         if self.exponent == "learn":
             params["exponent"] = pm.LogNormal("exponent", 0.0, 0.5)

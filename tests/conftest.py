@@ -39,7 +39,7 @@ def study3():
 
 @pytest.fixture(scope="session")
 def fit3(study3):
-    law, runs = study3
+    _, runs = study3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplerHealthWarning)
         return bm.fit(runs, draws=500, tune=500, chains=2, seed=3)

@@ -12,7 +12,7 @@ from bayesmix.data.simulate import random_law, simulate_runs
 
 
 def test_fit_returns_inference_data_with_named_dims(fit3, study3):
-    law, runs = study3
+    _, runs = study3
     post = fit3.posterior
     assert post["t"].dims == ("chain", "draw", "domain", "train_domain")
     assert list(post["c"].coords["domain"].values) == list(runs.domains)
@@ -20,12 +20,14 @@ def test_fit_returns_inference_data_with_named_dims(fit3, study3):
     assert "sample_stats" in fit3.groups() and "constant_data" in fit3.groups()
     spec = bm.fitted_spec(fit3)
     assert spec.law == {"name": "mixing", "options": {"exponent": 1.0, "self_effect": True}}
-    assert set(("pymc", "nutpie", "bayesmix")) <= set(__import__("json").loads(post.attrs["bayesmix_versions"]))
+    assert set(("pymc", "nutpie", "bayesmix")) <= set(
+        __import__("json").loads(post.attrs["bayesmix_versions"])
+    )
     assert post.attrs["bayesmix_seed"] == 3
 
 
 def test_predict_has_mixture_and_domain_dims_and_tracks_the_truth(fit3, study3):
-    law, runs = study3
+    law, _ = study3
     mixtures = np.array([[0.2, 0.3, 0.5], [1 / 3, 1 / 3, 1 / 3], [0.7, 0.0, 0.3]])
     draws = bm.predict(fit3, mixtures, kind="mean")
     assert draws.dims == ("sample", "mixture", "domain")
@@ -39,7 +41,8 @@ def test_predict_has_mixture_and_domain_dims_and_tracks_the_truth(fit3, study3):
     # explicit aggregation adds a total
     total = bm.predict(fit3, mixtures, kind="mean", composition={"web": 1, "code": 1, "papers": 2})
     np.testing.assert_allclose(
-        total.sel(domain="total"), (draws.sel(domain="web") + draws.sel(domain="code") + 2 * draws.sel(domain="papers")) / 4
+        total.sel(domain="total"),
+        (draws.sel(domain="web") + draws.sel(domain="code") + 2 * draws.sel(domain="papers")) / 4,
     )
 
 
@@ -52,7 +55,9 @@ def test_intervals_eti_and_hdi_behave(fit3):
         assert ((s90["lower"] <= s90["median"]) & (s90["median"] <= s90["upper"])).all()
     eti = bm.interval(draws, 0.9).sel(domain="web", mixture=0)
     values = draws.sel(domain="web", mixture=0).to_numpy()
-    assert np.mean((values >= float(eti["lower"])) & (values <= float(eti["upper"]))) == pytest.approx(0.9, abs=0.01)
+    assert np.mean((values >= float(eti["lower"])) & (values <= float(eti["upper"]))) == pytest.approx(
+        0.9, abs=0.01
+    )
     with pytest.raises(bm.InputError, match="prob"):
         bm.interval(draws, 1.5)
 

@@ -57,14 +57,20 @@ def test_long_import_matches_wide():
     )
     runs = bm.RunTable.from_long(long)
     wide = bm.RunTable.from_wide(frame)
-    pd.testing.assert_frame_equal(runs.losses[wide.domains].sort_index(), wide.losses.sort_index(), check_names=False)
+    pd.testing.assert_frame_equal(
+        runs.losses[wide.domains].sort_index(), wide.losses.sort_index(), check_names=False
+    )
     pd.testing.assert_frame_equal(runs.mixtures.sort_index(), wide.mixtures.sort_index(), check_names=False)
 
 
 def test_long_import_keeps_last_checkpoint_when_asked():
     frame = wide_frame(3)
-    long = frame.melt(id_vars=["run", "mix_web", "mix_code", "mix_books"], value_vars=["web"], var_name="domain",
-                      value_name="loss")
+    long = frame.melt(
+        id_vars=["run", "mix_web", "mix_code", "mix_books"],
+        value_vars=["web"],
+        var_name="domain",
+        value_name="loss",
+    )
     early = long.assign(step=10, loss=long["loss"] + 1)
     late = long.assign(step=20)
     both = pd.concat([early, late])
@@ -96,7 +102,11 @@ def test_strip_common_affixes():
     ("mutate", "field", "fix"),
     [
         (lambda f: f.assign(mix_web=f["mix_web"] + 0.5), "mixture columns", "renormalise"),
-        (lambda f: f.assign(mix_web=-0.1, mix_code=f["mix_code"] + f["mix_web"] + 0.1), "mixture columns", ">= 0"),
+        (
+            lambda f: f.assign(mix_web=-0.1, mix_code=f["mix_code"] + f["mix_web"] + 0.1),
+            "mixture columns",
+            ">= 0",
+        ),
         (lambda f: f.assign(web=np.nan), "losses['web']", "drop or re-evaluate"),
         (lambda f: f.assign(code=np.inf), "losses['code']", "drop or re-evaluate"),
         (lambda f: f.assign(web=-1.0), "losses['web']", "nats per token"),

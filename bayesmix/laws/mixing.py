@@ -16,10 +16,13 @@ domains) is a bayesmix extension: features :math:`r_j^\\gamma` with :math:`\\gam
 loss react more strongly to small proportions. With :math:`\\gamma \\ne 1` the row sums of ``t``
 are identifiable, so each row gets a free offset.
 
-Hierarchy (partial pooling over validation domains): ``c_i`` and ``k_i`` share population
-distributions on the logit / log scale; the rows ``t_i.`` are a shared column effect (how much
-training domain *j* helps every domain) plus a shared "self" effect (training on domain *i*
-helps validating on *i*) plus domain-specific deviations with a pooled scale.
+Sampling coordinates and hierarchy (see :meth:`MixingLaw.build_priors`): the sampler sees the loss
+at the reference mixture (``level``), its gradient there (``slope = k t``) and the reducible
+fraction ``k / level``; ``c``, ``log_k`` and ``t`` are deterministic. Slope rows are partially
+pooled over validation domains: a shared column effect (how much training domain *j* helps every
+domain), a shared "self" effect (training on domain *i* helps validating on *i*) and deviations
+with a learned spread. The reducible fractions are pooled towards a learned mean with a fixed
+spread.
 """
 
 from __future__ import annotations

@@ -1,0 +1,78 @@
+"""Thinned posterior draws of a fitted law, evaluated (with their mixture gradients) at mixtures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bayesmix.inference import _arviz
+from bayesmix.inference.predict import fitted_spec, posterior_draws
+from bayesmix.laws.base import Law
+from bayesmix.optimise.gradients import law_jacobian
+
+
+@dataclass
+class LawDraws:
+    """A fitted law's parameters on a fixed set of posterior draws (the sample-average approximation).
+
+    Attributes
+    ----------
+    law
+        The fitted law.
+    params
+        Parameter arrays with a leading ``sample`` axis, plus the law's constants.
+    domains, train_domains
+        Names of the law's outputs and inputs.
+    reference_mixture
+        The fit's reference mixture (the mean mixture of its runs), or ``None``.
+    """
+
+    law: Law
+    params: dict[str, Any]
+    domains: tuple[str, ...]
+    train_domains: tuple[str, ...]
+    reference_mixture: np.ndarray | None
+
+    @classmethod
+    def from_idata(cls, idata: _arviz.InferenceData, max_draws: int | None = 1000, seed: int = 0) -> LawDraws:
+        """Read the law and (at most ``max_draws``, chosen under ``seed``) posterior draws of a fit."""
+        spec = fitted_spec(idata)
+        law = spec.build_law()
+        names = [p.name for p in law.parameters] + ["exponent"]
+        params: dict[str, Any] = posterior_draws(idata, names, max_draws=max_draws, seed=seed)
+        constants = idata.constant_data if "constant_data" in idata.groups() else {}
+        for constant in law.constants:
+            params[constant.name] = np.asarray(constants[constant.name], dtype=float)
+        if "exponent" not in params and "exponent" in constants:
+            params["exponent"] = float(np.asarray(constants["exponent"]).reshape(-1)[0])
+        reference = None
+        if "reference_mixture" in constants:
+            reference = np.asarray(constants["reference_mixture"], dtype=float)
+        return cls(law, params, tuple(spec.domains), tuple(spec.train_domains), reference)
+
+    def subset(self, n: int, seed: int = 0) -> LawDraws:
+        """The same law on at most ``n`` of these draws (a random subset under ``seed``)."""
+        if n >= self.n_draws:
+            return self
+        pick = np.sort(np.random.default_rng(seed).choice(self.n_draws, size=n, replace=False))
+        sampled = {p.name for p in self.law.parameters} | {"exponent"}
+        params = {
+            k: (v[pick] if k in sampled and np.ndim(v) >= 1 else v) for k, v in self.params.items()
+        }
+        return LawDraws(self.law, params, self.domains, self.train_domains, self.reference_mixture)
+
+    @property
+    def n_draws(self) -> int:
+        """Number of posterior draws held."""
+        first = next(p.name for p in self.law.parameters)
+        return int(np.shape(self.params[first])[0])
+
+    def losses(self, mixtures: np.ndarray) -> np.ndarray:
+        """Expected loss per draw, shape ``(sample, mixture, domain)``, for mixtures ``(mixture, train_domain)``."""
+        return np.asarray(self.law.evaluate(self.params, np.atleast_2d(mixtures), xp=np))
+
+    def value_and_jacobian(self, mixture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Loss ``(sample, domain)`` at one mixture and its gradient ``(sample, domain, train_domain)``."""
+        return law_jacobian(self.law, self.params, np.asarray(mixture, dtype=float))

@@ -58,3 +58,8 @@ __all__ = [
     "save",
     "validate_mixtures",
 ]
+
+# issue 5: the mixture optimiser under uncertainty
+from bayesmix.optimise import LossConstraint, OptimisationResult, critical_proportion, optimise
+
+__all__ += ["LossConstraint", "OptimisationResult", "critical_proportion", "optimise"]

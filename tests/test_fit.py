@@ -128,6 +128,7 @@ def test_bad_fit_arguments(study3):
         ({"target_accept": 1.0}, "target_accept"),
         ({"likelihood": "cauchy"}, "likelihood"),
         ({"nu": -1}, "nu"),
+        ({"noise": "pink"}, "noise"),
     ]:
         with pytest.raises(bm.InputError, match=field):
             bm.fit(runs, method=kwargs.pop("method", "map"), **kwargs)

@@ -70,3 +70,17 @@ def test_predictive_intervals_are_calibrated_on_held_out_mixtures():
 def test_predictive_intervals_are_calibrated_larger_check():
     coverage = held_out_coverage(seeds=tuple(range(500, 510)), n_domains=5, n_runs=40)
     assert 0.87 <= coverage <= 0.93, coverage
+
+
+def test_shared_noise_recovers_the_shared_factor_and_calibrates_totals():
+    """Runs with a per-run offset common to all domains: the 'shared' noise model finds it."""
+    law = random_law(3, seed=31, noise_sd=0.01)
+    runs = simulate_runs(law, 40, seed=31, shared_sd=0.02)
+    idata = fit_quietly(runs, noise="shared", draws=400, tune=400, chains=2, seed=31)
+    shared = bm.interval(idata.posterior["sigma_shared"].stack(sample=("chain", "draw")), prob=0.9)
+    assert (shared["lower"] <= 0.02).all() and (0.02 <= shared["upper"]).all()
+    new = random_mixtures(200, 3, seed=77)
+    held = simulate_runs(law, 200, seed=77, mixtures=new, shared_sd=0.02).losses.to_numpy().mean(axis=1)
+    total = bm.interval(bm.predict(idata, new, composition=[1, 1, 1], seed=2), 0.9).sel(domain="total")
+    coverage = np.mean((total["lower"].to_numpy() <= held) & (held <= total["upper"].to_numpy()))
+    assert 0.85 <= coverage <= 0.97, coverage

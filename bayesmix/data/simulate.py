@@ -101,8 +101,13 @@ def simulate_runs(
     seed: int = 0,
     student_t_df: float | None = None,
     mixtures: np.ndarray | None = None,
+    shared_sd: float = 0.0,
 ) -> RunTable:
-    """Simulate proxy runs of ``law`` on random (or given) mixtures, with Gaussian or Student-t noise."""
+    """Simulate proxy runs of ``law`` on random (or given) mixtures, with Gaussian or Student-t noise.
+
+    ``shared_sd`` adds a per-run offset common to all domains (a run that is better or worse
+    everywhere), as real runs show.
+    """
     rng = np.random.default_rng(seed + 1)
     if mixtures is None:
         mixtures = random_mixtures(n_runs, len(law.train_domains), seed=seed)
@@ -111,7 +116,7 @@ def simulate_runs(
         noise = rng.normal(size=mean.shape)
     else:
         noise = rng.standard_t(student_t_df, size=mean.shape)
-    losses = mean + noise * law.noise_sd[None, :]
+    losses = mean + noise * law.noise_sd[None, :] + shared_sd * rng.normal(size=(len(mean), 1))
     index = pd.Index([f"run{i:04d}" for i in range(len(mixtures))], name="run")
     return RunTable(
         pd.DataFrame(mixtures, index=index, columns=list(law.train_domains)),

@@ -36,6 +36,7 @@ def fit(
     seed: int = 0,
     likelihood: str = "student_t",
     nu: float = 5.0,
+    noise: str = "independent",
     strict: bool = False,
     progressbar: bool = False,
     paper_inits: int = 200,
@@ -60,6 +61,10 @@ def fit(
         Seed: the same seed gives the same numbers.
     likelihood, nu
         ``"student_t"`` with ``nu`` degrees of freedom (robust), or ``"normal"``.
+    noise
+        ``"independent"`` run noise per domain, or ``"shared"``: one factor correlates a run's
+        noise across domains (use it when you predict totals over domains; see
+        :class:`~bayesmix.models.ModelSpec`).
     strict
         Raise :class:`~bayesmix.errors.SamplerHealthError` instead of warning on divergences,
         ``r_hat > 1.01`` or low ESS.
@@ -101,13 +106,14 @@ def fit(
         train_domains=tuple(runs.train_domains),
         likelihood="normal" if method == "paper" else likelihood,
         nu=float(nu),
+        noise="independent" if method == "paper" else noise,
         method=method,
     )
     started = time.perf_counter()
     if method == "paper":
         idata = _fit_paper(law, runs, seed=seed, n_inits=paper_inits)
     else:
-        model = build_model(law, runs, likelihood=likelihood, nu=nu)
+        model = build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise)
         if method == "map":
             idata = _fit_map(model, seed=seed)
         else:

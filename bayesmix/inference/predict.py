@@ -94,7 +94,7 @@ def predict(
     spec = fitted_spec(idata)
     law = spec.build_law()
     frame = validate_mixtures(mixtures, spec.train_domains, renormalise=renormalise)
-    names = [p.name for p in law.parameters] + ["exponent", "sigma"]
+    names = [p.name for p in law.parameters] + ["exponent", "sigma", "sigma_shared"]
     params: dict[str, Any] = posterior_draws(idata, names, max_draws=max_draws, seed=seed)
     constants = idata.constant_data if "constant_data" in idata.groups() else {}
     for spec_constant in law.constants:
@@ -105,16 +105,12 @@ def predict(
     if kind == "predictive" and mean.shape[0] == 1:
         # a point fit: its predictive spread is the plug-in noise alone, so draw that many times
         mean = np.repeat(mean, POINT_FIT_NOISE_DRAWS, axis=0)
-        params["sigma"] = np.repeat(params["sigma"], POINT_FIT_NOISE_DRAWS, axis=0)
+        for name in ("sigma", "sigma_shared"):
+            if name in params:
+                params[name] = np.repeat(params[name], POINT_FIT_NOISE_DRAWS, axis=0)
     n_samples = mean.shape[0]
     if kind == "predictive":
-        rng = np.random.default_rng(seed)
-        sigma = params["sigma"][:, None, :]
-        if spec.likelihood == "student_t":
-            noise = rng.standard_t(spec.nu, size=mean.shape)
-        else:
-            noise = rng.standard_normal(size=mean.shape)
-        mean = mean + sigma * noise
+        mean = mean + _run_noise(params, spec, mean.shape, np.random.default_rng(seed))
     domains = list(spec.domains)
     if composition is not None:
         total = ExplicitAggregation(composition, domains)(mean)
@@ -128,6 +124,17 @@ def predict(
         name="loss",
         attrs={"kind": kind},
     )
+
+
+def _run_noise(params: dict[str, Any], spec: ModelSpec, shape: tuple[int, ...], rng: np.random.Generator):
+    """Draws of a new run's noise, shape ``(sample, mixture, domain)``, as the likelihood models it."""
+    noise = params["sigma"][:, None, :] * rng.standard_normal(size=shape)
+    if "sigma_shared" in params:  # one factor shared by the domains of a run
+        noise = noise + params["sigma_shared"][:, None, :] * rng.standard_normal(size=shape[:2])[..., None]
+    if spec.likelihood == "student_t":  # a (multivariate) t: normal noise over sqrt(chi2_nu / nu)
+        scale_shape = shape[:2] + (1,) if "sigma_shared" in params else shape
+        noise = noise / np.sqrt(rng.chisquare(spec.nu, size=scale_shape) / spec.nu)
+    return noise
 
 
 def interval(

@@ -20,6 +20,7 @@ from bayesmix.errors import InputError
 from bayesmix.laws.base import DataSummary, Law, law_from_spec
 
 LIKELIHOODS = ("student_t", "normal")
+NOISE_MODELS = ("independent", "shared")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,10 @@ class ModelSpec:
         ``"student_t"`` (default) or ``"normal"``.
     nu
         Degrees of freedom of the Student-t likelihood.
+    noise
+        ``"independent"``: each domain's run noise is independent; ``"shared"``: a run's noises
+        across domains are correlated through one shared factor (covariance
+        ``diag(sigma^2) + tau tau^T``), which real runs show and which totals over domains need.
     method
         ``"nuts"``, ``"map"`` or ``"paper"``.
     """
@@ -45,6 +50,7 @@ class ModelSpec:
     train_domains: tuple[str, ...]
     likelihood: str = "student_t"
     nu: float = 5.0
+    noise: str = "independent"
     method: str = "nuts"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -77,7 +83,9 @@ def summarise_data(runs: RunTable) -> DataSummary:
     )
 
 
-def build_model(law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: float = 5.0) -> Any:
+def build_model(
+    law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: float = 5.0, noise: str = "independent"
+) -> Any:
     """Build the PyMC model of ``law`` on ``runs``.
 
     Parameters
@@ -90,6 +98,10 @@ def build_model(law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: 
         ``"student_t"`` (robust to outlier runs) or ``"normal"``.
     nu
         Degrees of freedom of the Student-t.
+    noise
+        ``"independent"`` or ``"shared"`` (see :class:`ModelSpec`); ``"shared"`` needs at least
+        two validation domains and marginalises the shared factor analytically (a multivariate
+        Student-t / normal per run), so it adds ``D`` parameters, not one per run.
 
     Returns
     -------
@@ -105,6 +117,12 @@ def build_model(law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: 
 
     if likelihood not in LIKELIHOODS:
         raise InputError("likelihood", f"unknown likelihood {likelihood!r}", f"use one of {LIKELIHOODS}")
+    if noise not in NOISE_MODELS:
+        raise InputError("noise", f"unknown noise model {noise!r}", f"use one of {NOISE_MODELS}")
+    if noise == "shared" and len(runs.domains) < 2:
+        raise InputError(
+            "noise", "'shared' noise needs at least two validation domains", "use noise='independent'"
+        )
     if not np.isfinite(nu) or nu <= 0:
         raise InputError("nu", f"got {nu}", "give a positive number of degrees of freedom (e.g. 5)")
     n_params = law.n_parameters(len(runs.domains), len(runs.train_domains))
@@ -128,7 +146,14 @@ def build_model(law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: 
         mean = law.evaluate(values, mixtures, xp=pt)
         sigma = pm.HalfNormal("sigma", sigma=data.loss_sd, dims="domain")
         observed = runs.losses.to_numpy()
-        if likelihood == "student_t":
+        if noise == "shared":
+            shared = pm.HalfNormal("sigma_shared", sigma=data.loss_sd, dims="domain")
+            cov = pt.diag(sigma**2) + pt.outer(shared, shared)
+            if likelihood == "student_t":
+                pm.MvStudentT("loss", nu=nu, mu=mean, scale=cov, observed=observed, dims=("run", "domain"))
+            else:
+                pm.MvNormal("loss", mu=mean, cov=cov, observed=observed, dims=("run", "domain"))
+        elif likelihood == "student_t":
             pm.StudentT("loss", nu=nu, mu=mean, sigma=sigma, observed=observed, dims=("run", "domain"))
         else:
             pm.Normal("loss", mu=mean, sigma=sigma, observed=observed, dims=("run", "domain"))

@@ -132,7 +132,7 @@ def _run_noise(params: dict[str, Any], spec: ModelSpec, shape: tuple[int, ...], 
     if "sigma_shared" in params:  # one factor shared by the domains of a run
         noise = noise + params["sigma_shared"][:, None, :] * rng.standard_normal(size=shape[:2])[..., None]
     if spec.likelihood == "student_t":  # a (multivariate) t: normal noise over sqrt(chi2_nu / nu)
-        scale_shape = shape[:2] + (1,) if "sigma_shared" in params else shape
+        scale_shape = (*shape[:2], 1) if "sigma_shared" in params else shape
         noise = noise / np.sqrt(rng.chisquare(spec.nu, size=scale_shape) / spec.nu)
     return noise
 

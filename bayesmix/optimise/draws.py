@@ -41,7 +41,9 @@ class LawDraws:
         spec = fitted_spec(idata)
         law = spec.build_law()
         names = [p.name for p in law.parameters] + ["exponent"]
-        params: dict[str, Any] = posterior_draws(idata, names, max_draws=max_draws, seed=seed)
+        raw = posterior_draws(idata, names, max_draws=max_draws, seed=seed)
+        # contiguous float64 copies: stacked posterior views make every einsum several times slower
+        params: dict[str, Any] = {k: np.ascontiguousarray(v, dtype=float) for k, v in raw.items()}
         constants = idata.constant_data if "constant_data" in idata.groups() else {}
         for constant in law.constants:
             params[constant.name] = np.asarray(constants[constant.name], dtype=float)

@@ -25,7 +25,7 @@ import numpy as np
 from bayesmix.errors import InputError
 from bayesmix.laws.base import DataSummary, Law, ParameterSpec, register_law
 from bayesmix.laws.features import centred_features
-from bayesmix.laws.mixing import _check_exponent, zero_sum_basis
+from bayesmix.laws.mixing import _check_exponent, mixing_constants, zero_sum_basis
 
 
 @register_law
@@ -70,10 +70,7 @@ class ImplicitMixingLaw(Law):
 
     def constant_values(self, data: DataSummary) -> dict[str, np.ndarray]:
         """The reference mixture, and the exponent when it is fixed."""
-        values = {"reference_mixture": np.asarray(data.mixture_mean, dtype=float)}
-        if self.exponent != "learn":
-            values["exponent"] = np.asarray(float(self.exponent))
-        return values
+        return mixing_constants(data, self.exponent)
 
     def evaluate(self, params: Mapping[str, Any], mixtures: Any, xp: Any = np) -> Any:
         """See :meth:`Law.evaluate`."""

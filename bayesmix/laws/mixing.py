@@ -44,6 +44,14 @@ def zero_sum_basis(n: int) -> np.ndarray:
     return basis
 
 
+def mixing_constants(data: DataSummary, exponent: float | str) -> dict[str, np.ndarray]:
+    """Constants of the mixing laws: the reference mixture, and the exponent unless it is learned."""
+    values = {"reference_mixture": np.asarray(data.mixture_mean, dtype=float)}
+    if exponent != "learn":
+        values["exponent"] = np.asarray(float(exponent))
+    return values
+
+
 def _check_exponent(exponent: float | str) -> float | str:
     if exponent == "learn":
         return exponent
@@ -96,10 +104,7 @@ class MixingLaw(Law):
 
     def constant_values(self, data: DataSummary) -> dict[str, np.ndarray]:
         """The reference mixture (mean of the runs), and the exponent when it is fixed."""
-        values = {"reference_mixture": np.asarray(data.mixture_mean, dtype=float)}
-        if self.exponent != "learn":
-            values["exponent"] = np.asarray(float(self.exponent))
-        return values
+        return mixing_constants(data, self.exponent)
 
     def evaluate(self, params: Mapping[str, Any], mixtures: Any, xp: Any = np) -> Any:
         """See :meth:`Law.evaluate`."""

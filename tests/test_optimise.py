@@ -221,3 +221,30 @@ def test_critical_proportion(fit3):
     assert float((beyond.sel(domain="web") <= threshold).mean()) < 0.9
     tight = critical_proportion(fit3, "web", "code", 0.0, prob=0.9)
     assert not tight.feasible and tight.share == 0.0
+
+
+def test_implicit_total_target_matches_grid(fit3):
+    """An implicit-aggregation fit (hand-built draws): its modelled column is a valid target."""
+    idata = fit3.copy()
+    spec = json.loads(idata.posterior.attrs["bayesmix_spec"])
+    spec["law"] = ImplicitMixingLaw(2, exponent=1.0).spec()
+    spec["domains"] = ["total"]
+    post = idata.posterior.drop_vars(list(idata.posterior.data_vars))
+    post = post.drop_dims([d for d in post.dims if d not in ("chain", "draw")])
+    rng = np.random.default_rng(5)
+    shape = (post.sizes["chain"], post.sizes["draw"])
+    t = np.array([[2.0, -1.0, -1.0], [-1.5, 0.5, 1.0]])  # two implicit domains pulling apart
+    post["b"] = (("chain", "draw", "domain"), np.full((*shape, 1), 2.0))
+    post["log_w"] = (("chain", "draw", "domain", "component"), np.log(np.full((*shape, 1, 2), 0.4)))
+    post["t"] = (
+        ("chain", "draw", "domain", "component", "train_domain"),
+        (t + rng.normal(0, 0.1, size=(*shape, 1, 2, 3))),
+    )
+    post = post.assign_coords(domain=["total"], component=[0, 1], train_domain=["web", "code", "papers"])
+    post.attrs["bayesmix_spec"] = json.dumps(spec)
+    idata.posterior = post
+    result = optimise(idata, "total", max_draws=200)
+    grid = grid_search(Problem.from_idata(idata, "total", max_draws=200), 100)
+    assert result.objective <= grid.objective + 1e-6
+    assert np.abs(result.mixture.to_numpy() - grid.mixture.to_numpy()).max() < 0.02
+    assert result.mixture["web"] > 0.05 and result.mixture["code"] > 0.05  # an edge, not a vertex

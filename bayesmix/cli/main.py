@@ -37,7 +37,10 @@ LAWS = {"mixing": "per-domain M4 law (the paper's)", "implicit": "implicit aggre
 
 
 def _law(name: str, exponent: str, components: int) -> bm.Law:
-    value: float | str = exponent if exponent == "learn" else float(exponent)
+    try:
+        value: float | str = exponent if exponent == "learn" else float(exponent)
+    except ValueError:
+        raise bm.InputError("--exponent", f"got {exponent!r}", "give a number such as 1, or 'learn'") from None
     if name == "mixing":
         return bm.MixingLaw(exponent=value)
     if name == "implicit":
@@ -98,8 +101,8 @@ def fit(
 ) -> None:
     """Fit a mixing law to a run table and save the posterior."""
     try:
-        table = bm.RunTable.read(runs, layout=layout, renormalise=renormalise)
         chosen = _law(law, exponent, components)
+        table = bm.RunTable.read(runs, layout=layout, renormalise=renormalise)
         console.print(
             f"Fitting {chosen!r} to {table.n_runs} runs, {len(table.domains)} validation domains ({method})"
         )

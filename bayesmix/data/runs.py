@@ -32,6 +32,12 @@ META_COLUMNS = ("model_size", "model_size_total", "tokens", "step")
 
 def read_table(path: str | os.PathLike[str], what: str = "path") -> pd.DataFrame:
     """Read a CSV or Parquet file into a DataFrame, with a clear error when that fails."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InputError(
+            what,
+            f"got a {type(path).__name__}, not a path or a DataFrame",
+            "give a pandas DataFrame or the path of a CSV or Parquet file",
+        )
     path = Path(path)
     if not path.exists():
         raise InputError(what, f"file {str(path)!r} does not exist", "give the path of a CSV or Parquet file")
@@ -94,10 +100,17 @@ def validate_mixtures(
     if isinstance(mixtures, dict):
         mixtures = pd.DataFrame([mixtures])
     elif isinstance(mixtures, list) and mixtures and isinstance(mixtures[0], dict):
+        if not all(isinstance(m, dict) for m in mixtures):
+            raise InputError(
+                field_name, "mixes dicts with other items", "give a list of dicts domain -> proportion"
+            )
         mixtures = pd.DataFrame(mixtures)
     if isinstance(mixtures, pd.DataFrame):
         frame = mixtures.copy()
         frame.columns = [str(c) for c in frame.columns]
+        if frame.columns.has_duplicates:
+            dup = sorted(set(frame.columns[frame.columns.duplicated()]))
+            raise InputError(field_name, f"has duplicate domain columns {dup}", "give each domain once")
         if train_domains is not None:
             unknown = [c for c in frame.columns if c not in train_domains]
             if unknown:
@@ -169,6 +182,13 @@ def validate_mixtures(
 
 
 def _validate_losses(losses: pd.DataFrame) -> pd.DataFrame:
+    flags = [str(c) for c in losses.columns if pd.api.types.is_bool_dtype(losses[c])]
+    if flags:
+        raise InputError(
+            f"losses[{flags[0]!r}]",
+            "holds True/False values, not losses",
+            "give losses as numbers (nats per token)",
+        )
     try:
         losses = losses.astype(float)
     except (TypeError, ValueError):
@@ -207,6 +227,15 @@ class RunTable:
     meta: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def __post_init__(self) -> None:
+        for what, frame in (("mixtures", self.mixtures), ("losses", self.losses), ("meta", self.meta)):
+            if not isinstance(frame, pd.DataFrame):
+                raise InputError(
+                    what,
+                    f"got a {type(frame).__name__}",
+                    "give a pandas DataFrame (or use RunTable.from_wide)",
+                )
+        if self.mixtures.index.hasnans:
+            raise InputError("run", "some run ids are missing (NaN)", "give every run an id")
         if not self.mixtures.index.equals(self.losses.index):
             raise InputError(
                 "run", "mixtures and losses have different run ids", "give one row per run in both"
@@ -304,6 +333,8 @@ class RunTable:
         strip_affixes
             Remove the prefix/suffix shared by all mixture (and all loss) column names.
         """
+        mixture_columns = _column_list(mixture_columns, "mixture_columns")
+        loss_columns = _column_list(loss_columns, "loss_columns")
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
         frame.columns = [str(c) for c in frame.columns]
         if run_column and run_column in frame.columns:
@@ -331,6 +362,11 @@ class RunTable:
                     "give numeric losses, or name the loss columns with loss_columns=[...]",
                 )
         _require_columns(frame, loss_columns, "loss_columns")
+        both = sorted(set(mixture_columns) & set(loss_columns))
+        if both:
+            raise InputError(
+                "loss_columns", f"{both} are mixture columns too", "name each column as a mixture or a loss"
+            )
         mixtures = frame[list(mixture_columns)].set_axis(names, axis=1)
         losses = frame[list(loss_columns)]
         if strip_affixes:
@@ -358,9 +394,19 @@ class RunTable:
         to keep each run's last checkpoint, or select the rows first; this mixing-law table has
         one loss per run and domain.
         """
+        mixture_columns = _column_list(mixture_columns, "mixture_columns")
+        if step not in (None, "last"):
+            raise InputError("step", f"got {step!r}", "pass step='last' or leave it out (None)")
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
         frame.columns = [str(c) for c in frame.columns]
         _require_columns(frame, [run, domain, loss], "long table columns")
+        for name in (run, domain):
+            if frame[name].isna().any():
+                raise InputError(
+                    name,
+                    f"{int(frame[name].isna().sum())} rows have no {name} (NaN)",
+                    "fill or drop those rows",
+                )
         if mixture_columns is None:
             mixture_columns = [c for c in frame.columns if c.startswith(MIX_PREFIX)]
             if not mixture_columns:
@@ -426,6 +472,13 @@ class RunTable:
         for what, frame in (("mixtures", mix), ("losses", loss)):
             if key not in frame.columns:
                 raise InputError(key, f"the {what} table has no key column {key!r}", "pass key='<column>'")
+        for what, frame in (("mixtures", mix), ("losses", loss)):
+            if frame[key].isna().any():
+                raise InputError(
+                    key, f"the {what} table has rows without a key (NaN)", "fill or drop those rows"
+                )
+            if frame[key].duplicated().any():
+                raise InputError(key, f"the {what} table repeats keys", "give each run one row per table")
         mix, loss = mix.set_index(key), loss.set_index(key)
         only_mix = mix.index.difference(loss.index)
         only_loss = loss.index.difference(mix.index)
@@ -458,3 +511,14 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> 
         raise InputError(what, f"missing columns {missing}", f"the table has {list(frame.columns)}")
     if not columns:
         raise InputError(what, "no columns given", "name at least one column")
+
+
+def _column_list(columns: Any, what: str) -> list[str] | None:
+    """``None`` or a list of column names; a bare string or a non-sequence is an :class:`InputError`."""
+    if columns is None:
+        return None
+    if isinstance(columns, str) or not isinstance(columns, Sequence | pd.Index | np.ndarray):
+        raise InputError(
+            what, f"got {columns!r}", "give a list of column names, e.g. ['mix_web', 'mix_code']"
+        )
+    return [str(c) for c in columns]

@@ -100,6 +100,7 @@ def fit(
             raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
     if not 0.5 <= target_accept < 1:
         raise InputError("target_accept", f"got {target_accept}", "give a value in [0.5, 1), e.g. 0.9")
+    check_mixture_variation(runs)
     spec = ModelSpec(
         law=law.spec(),
         domains=tuple(runs.domains),
@@ -132,6 +133,36 @@ def fit(
     attrs["bayesmix_seed"] = int(seed)
     report_health(health, strict=strict)
     return idata
+
+
+def check_mixture_variation(runs: RunTable) -> None:
+    """Refuse run tables from which no law can learn how the mixture matters.
+
+    Parameters
+    ----------
+    runs
+        The run table to fit.
+
+    Raises
+    ------
+    InputError
+        When every run has the same mixture, or a training domain is 0 in every run (its effect
+        would come from the prior alone, and predictions that use it would look fitted but are not).
+    """
+    mixtures = runs.mixtures.to_numpy()
+    if runs.n_runs > 1 and np.allclose(mixtures, mixtures[:1], rtol=0.0, atol=1e-9):
+        raise InputError(
+            "mixtures",
+            f"all {runs.n_runs} runs have the same mixture, so the effect of the mixture cannot be learned",
+            "add runs with other mixtures",
+        )
+    unused = [d for d, col in zip(runs.train_domains, mixtures.T, strict=True) if not (col > 0).any()]
+    if unused:
+        raise InputError(
+            "mixtures",
+            f"training domain(s) {unused} are 0 in every run, so their effect cannot be learned",
+            "drop those mixture columns (and do not predict mixtures that use them), or add runs that train on them",
+        )
 
 
 def _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar) -> _arviz.InferenceData:

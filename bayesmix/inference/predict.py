@@ -91,6 +91,9 @@ def predict(
     """
     if kind not in KINDS:
         raise InputError("kind", f"unknown kind {kind!r}", f"use one of {KINDS}")
+    check_seed(seed)
+    if max_draws is not None and (not _is_int(max_draws) or max_draws < 1):
+        raise InputError("max_draws", f"got {max_draws!r}", "give a positive integer, or None for all draws")
     spec = fitted_spec(idata)
     law = spec.build_law()
     frame = validate_mixtures(mixtures, spec.train_domains, renormalise=renormalise)
@@ -126,6 +129,16 @@ def predict(
     )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+def check_seed(seed: Any, field: str = "seed") -> None:
+    """Raise :class:`InputError` unless ``seed`` is a non-negative integer (numpy's seed rule)."""
+    if not _is_int(seed) or seed < 0:
+        raise InputError(field, f"got {seed!r}", "give a non-negative integer, e.g. 0")
+
+
 def _run_noise(params: dict[str, Any], spec: ModelSpec, shape: tuple[int, ...], rng: np.random.Generator):
     """Draws of a new run's noise, shape ``(sample, mixture, domain)``, as the likelihood models it."""
     noise = params["sigma"][:, None, :] * rng.standard_normal(size=shape)
@@ -158,8 +171,16 @@ def interval(
     xarray.Dataset
         ``mean``, ``median``, ``lower``, ``upper`` with the remaining dims of ``draws``.
     """
-    if not 0 < prob < 1:
-        raise InputError("prob", f"got {prob}", "give a probability in (0, 1), e.g. 0.9")
+    if not isinstance(draws, xr.DataArray):
+        raise InputError(
+            "draws", f"got a {type(draws).__name__}", "give an xarray.DataArray, e.g. the output of predict"
+        )
+    if (
+        not isinstance(prob, int | float | np.integer | np.floating)
+        or isinstance(prob, bool)
+        or not 0 < prob < 1
+    ):
+        raise InputError("prob", f"got {prob!r}", "give a probability in (0, 1), e.g. 0.9")
     if kind not in INTERVAL_KINDS:
         raise InputError("kind", f"unknown interval kind {kind!r}", f"use one of {INTERVAL_KINDS}")
     if sample_dim not in draws.dims:

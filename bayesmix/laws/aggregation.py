@@ -143,6 +143,27 @@ class ExplicitAggregation:
 
     def __init__(self, composition: Mapping[str, float] | Sequence[float], domains: Sequence[str]):
         domains = list(domains)
+        if isinstance(composition, str) or composition is None:
+            raise InputError(
+                "composition",
+                f"got {composition!r}",
+                "give a mapping domain -> share or one share per domain",
+            )
+        try:
+            weights = self._weights(composition, domains)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, InputError):
+                raise
+            raise InputError(
+                "composition", f"has non-numeric shares ({exc})", "give numbers >= 0, e.g. {'web': 0.5}"
+            ) from None
+        if not np.all(np.isfinite(weights)) or (weights < 0).any() or weights.sum() <= 0:
+            raise InputError("composition", "shares must be finite, >= 0 and not all 0", "fix the shares")
+        self.domains = domains
+        self.weights = weights / weights.sum()
+
+    @staticmethod
+    def _weights(composition: Mapping[str, float] | Sequence[float], domains: list[str]) -> np.ndarray:
         if isinstance(composition, Mapping):
             unknown = sorted(set(composition) - set(domains))
             if unknown:
@@ -160,10 +181,7 @@ class ExplicitAggregation:
                     f"has {weights.size} entries for {len(domains)} domains",
                     "give one share per fitted domain, or a mapping domain -> share",
                 )
-        if not np.all(np.isfinite(weights)) or (weights < 0).any() or weights.sum() <= 0:
-            raise InputError("composition", "shares must be finite, >= 0 and not all 0", "fix the shares")
-        self.domains = domains
-        self.weights = weights / weights.sum()
+        return weights
 
     def __call__(self, per_domain: Any, xp: Any = np) -> Any:
         """Aggregate predictions of shape ``(..., domain)`` into ``(...)``."""

@@ -159,7 +159,8 @@ def build_box(
             tighten(j, None, cap, f"tokens[{name!r}] ({epochs:g} epochs x {available:g} / {target_tokens:g})")
     for name, share in (fixed or {}).items():
         j = index("fixed", name)
-        if not (np.isfinite(share) and 0 <= share <= 1):
+        numeric = isinstance(share, int | float | np.integer | np.floating) and not isinstance(share, bool)
+        if not (numeric and np.isfinite(share) and 0 <= share <= 1):
             raise InputError("fixed", f"{name!r} -> {share!r}", "use a share in [0, 1]")
         if share < lower[j] - TOL or share > upper[j] + TOL:
             raise InputError(

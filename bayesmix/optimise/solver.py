@@ -273,6 +273,10 @@ def optimise(
     InputError
         Bad arguments, or constraints no mixture satisfies (naming the binding ones).
     """
+    _check_arguments(
+        bounds=bounds, fixed=fixed, exclude=exclude, tokens=tokens, loss_constraints=loss_constraints,
+        max_draws=max_draws, n_starts=n_starts, seed=seed,
+    )
     problem = Problem.from_idata(
         idata,
         target,
@@ -292,3 +296,45 @@ def optimise(
         seed=seed,
     )
     return solve(problem, n_starts=n_starts, seed=seed, prob=prob)
+
+
+def _check_arguments(
+    *,
+    bounds: Any,
+    fixed: Any,
+    exclude: Any,
+    tokens: Any,
+    loss_constraints: Any,
+    max_draws: Any,
+    n_starts: Any,
+    seed: Any,
+) -> None:
+    """Raise :class:`InputError` on arguments of :func:`optimise` of the wrong type or range.
+
+    Parameters
+    ----------
+    bounds, fixed, exclude, tokens, loss_constraints, max_draws, n_starts, seed
+        The arguments of :func:`optimise` of the same names.
+    """
+    from bayesmix.inference.predict import check_seed
+
+    for name, value in (("bounds", bounds), ("fixed", fixed), ("tokens", tokens)):
+        if value is not None and not isinstance(value, Mapping):
+            raise InputError(name, f"got a {type(value).__name__}", "give a mapping domain -> value, or None")
+    if isinstance(exclude, str) or not isinstance(exclude, Sequence | set | frozenset):
+        raise InputError("exclude", f"got {exclude!r}", "give a list of training-domain names, e.g. ['code']")
+    if isinstance(loss_constraints, LossConstraint) or not isinstance(loss_constraints, Sequence):
+        raise InputError("loss_constraints", f"got {loss_constraints!r}", "give a list of LossConstraint items")
+    for item in loss_constraints:
+        if not isinstance(item, LossConstraint):
+            raise InputError(
+                "loss_constraints", f"item {item!r} is not a LossConstraint", "build them with LossConstraint(...)"
+            )
+    integer = (int, np.integer)
+    if max_draws is not None and (
+        not isinstance(max_draws, integer) or isinstance(max_draws, bool) or max_draws < 1
+    ):
+        raise InputError("max_draws", f"got {max_draws!r}", "give a positive integer, or None for all draws")
+    if not isinstance(n_starts, integer) or isinstance(n_starts, bool) or n_starts < 1:
+        raise InputError("n_starts", f"got {n_starts!r}", "give a positive integer number of solver starts")
+    check_seed(seed)

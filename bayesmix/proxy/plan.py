@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,21 +57,40 @@ class RunSpec:
         mixture: Mapping[str, float], model: str, steps: int, seed: int = 0, id: str | None = None
     ) -> RunSpec:
         """Validate and normalise a run (drops zero shares, rounds to 12 digits, fills the id)."""
-        mix = {str(d): float(v) for d, v in mixture.items() if float(v) != 0.0}
+        if not isinstance(mixture, Mapping):
+            raise InputError("mixture", f"got {mixture!r}", "give a mapping {domain: proportion}")
+        try:
+            mix = {str(d): float(v) for d, v in mixture.items() if float(v) != 0.0}
+        except (TypeError, ValueError):
+            raise InputError(
+                "mixture", f"{dict(mixture)} has non-numeric proportions", "give numbers, e.g. {legal: 0.5}"
+            ) from None
         total = sum(mix.values())
-        if not mix or any(v < 0 for v in mix.values()) or abs(total - 1.0) > 1e-3:
+        if not mix or any(not math.isfinite(v) or v < 0 for v in mix.values()) or abs(total - 1.0) > 1e-3:
             raise InputError(
                 "mixture",
                 f"{dict(mixture)} is not a distribution over domains",
                 "give non-negative proportions summing to 1",
             )
         mix = {d: round(v / total, 12) for d, v in sorted(mix.items())}
-        if int(steps) < 1:
-            raise InputError("steps", f"is {steps}", "use a positive number of steps")
+        for name, value, low in (("steps", steps, 1), ("seed", seed, 0)):
+            if not _integral(value) or int(value) < low:
+                raise InputError(name, f"is {value!r}", f"use an integer >= {low}")
+        if not isinstance(model, str) or not model:
+            raise InputError("model", f"is {model!r}", "name a ladder entry, e.g. cpu-s")
         if id is None:
             digest = hashlib.sha256(json.dumps(mix, sort_keys=True).encode()).hexdigest()[:8]
             id = f"{model}-{digest}-s{int(seed)}-n{int(steps)}"
         return RunSpec(id=str(id), mixture=mix, model=str(model), steps=int(steps), seed=int(seed))
+
+
+def _integral(value: Any) -> bool:
+    """True for ints and integral floats (YAML and CSV give either), never for bools or text."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Integral):
+        return True
+    return isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer()
 
 
 def grid(
@@ -102,23 +123,45 @@ def load_plan(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
     if p.suffix.lower() == ".csv":
         import pandas as pd
 
-        frame = pd.read_csv(p)
+        try:
+            frame = pd.read_csv(p)
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise InputError(
+                str(p),
+                f"is not a readable CSV ({type(exc).__name__}: {exc})",
+                "write a CSV with a header row",
+            ) from None
         mix_cols = [c for c in frame.columns if c.startswith("mix_")]
         if not mix_cols:
             raise InputError(str(p), "has no mix_<domain> columns", "add one mix_<domain> column per domain")
         rows = []
         for rec in frame.to_dict("records"):
             row = {k: v for k, v in rec.items() if k in ("id", "model", "steps", "seed") and pd.notna(v)}
-            row["mixture"] = {c[4:]: float(rec[c]) for c in mix_cols}
+            row["mixture"] = {c[4:]: rec[c] for c in mix_cols}
             rows.append(row)
     else:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise InputError(
+                str(p), f"is not valid YAML/JSON ({type(exc).__name__})", "fix the file's syntax"
+            ) from None
         if isinstance(data, list):
             data = {"runs": data}
         if not isinstance(data, dict) or not isinstance(data.get("runs"), list):
             raise InputError(str(p), "has no 'runs' list", "write runs: [{mixture: {...}}, ...]")
-        base |= data.get("defaults") or {}
+        defaults_in_file = data.get("defaults") or {}
+        if not isinstance(defaults_in_file, dict):
+            raise InputError(
+                f"{p} defaults", f"got {defaults_in_file!r}", "write defaults: {model: ..., steps: ...}"
+            )
+        base |= defaults_in_file
         rows = data["runs"]
+        bad = [i for i, row in enumerate(rows) if not isinstance(row, dict)]
+        if bad:
+            raise InputError(
+                f"{p} run {bad[0]}", "is not a mapping", "write each run as {mixture: {...}, ...}"
+            )
     runs = []
     for i, row in enumerate(rows):
         merged = {**base, **row}
@@ -129,9 +172,9 @@ def load_plan(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
             RunSpec.make(
                 merged["mixture"],
                 merged["model"],
-                int(merged["steps"]),
-                int(merged.get("seed", 0)),
-                merged.get("id"),
+                merged["steps"],
+                merged.get("seed", 0),
+                None if merged.get("id") is None else str(merged["id"]),
             )
         )
     ids = [r.id for r in runs]

@@ -9,8 +9,10 @@ a rich progress bar.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -57,13 +59,59 @@ def run_job(
 ) -> dict[str, Any]:
     """Train one run of a study (a top-level function, so process pools can pickle it).
 
+    Two workers never train the same run at once: a worker that finds the run locked by another
+    (or finished meanwhile) skips it.
+
     Returns
     -------
     dict
-        ``run``, ``final`` (``{domain: [loss, bpb]}``), ``tokens``, ``wall_s``, ``resumed_from``.
+        ``run``, ``final`` (``{domain: [loss, bpb]}``), ``tokens``, ``wall_s``, ``resumed_from``,
+        and ``skipped: True`` when another worker had the run.
     """
     study = Study(study_folder)
     spec = RunSpec(**run)
+    with _run_lock(study.checkpoint_path(spec.id).with_suffix(".lock")) as mine:
+        if not mine or spec.id in {r.id for r in study.ledger.runs("finished")}:
+            # another worker is training it now, or finished it since this sweep was planned
+            return {
+                "run": spec.id,
+                "skipped": True,
+                "final": {},
+                "tokens": 0,
+                "wall_s": 0.0,
+                "resumed_from": 0,
+            }
+        return _train_job(study, spec, data_path, corpus_id, tokenizer_id)
+
+
+@contextmanager
+def _run_lock(path: Path) -> Iterator[bool]:
+    """Hold an exclusive, non-blocking lock on ``path`` while training a run.
+
+    Yields ``False`` when another process holds it. The lock is an ``flock`` on an open file, so the
+    kernel releases it when its process dies (even by SIGKILL): a killed worker never blocks a run.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): one sweep per study at a time
+            yield True
+            return
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _train_job(
+    study: Study, spec: RunSpec, data_path: str, corpus_id: str, tokenizer_id: str
+) -> dict[str, Any]:
     result = train_run(
         spec,
         study.model(spec.model),
@@ -151,7 +199,10 @@ def sweep(
         task = bar.add_task(f"sweep ({len(report.skipped)} already finished)", total=len(jobs))
         for outcome in (executor or LocalProcessExecutor()).run(run_job, jobs):
             run_id = todo[outcome.index].id
-            if outcome.error is None:
+            if outcome.error is None and outcome.result.get("skipped"):
+                report.skipped.append(run_id)
+                bar.update(task, description=f"{run_id}: trained by another worker")
+            elif outcome.error is None:
                 report.finished.append(run_id)
                 mean = sum(v[0] for v in outcome.result["final"].values()) / len(outcome.result["final"])
                 bar.update(task, description=f"{run_id}: mean val loss {mean:.3f}")

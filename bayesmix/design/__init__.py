@@ -1,0 +1,47 @@
+"""Active learning of the training mixture (issue 6): which proxy runs to buy next.
+
+* :class:`Designer` - ask/tell loop with batches that account for pending runs, JSON state,
+  rebuild from a :class:`~bayesmix.data.runs.RunTable` (:mod:`bayesmix.design.designer`);
+* acquisition functions on posterior draws (:mod:`bayesmix.design.acquisition`);
+* space-filling initial designs inside the optimiser's constraints (:mod:`bayesmix.design.initial`);
+* the refit surrogates (:mod:`bayesmix.design.surrogate`) and the stopping report
+  (:mod:`bayesmix.design.stopping`).
+"""
+
+from bayesmix.design.acquisition import (
+    ACQUISITIONS,
+    compute_cost,
+    cost_aware,
+    expected_improvement,
+    integrated_variance_reduction,
+    optimum_probability,
+    thompson,
+)
+from bayesmix.design.designer import Designer, Proposal
+from bayesmix.design.fantasy import condition_on
+from bayesmix.design.initial import feasible_candidates, maximin_select, space_filling
+from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
+from bayesmix.design.surrogate import BootstrapLaw, EnsemblePosterior, LawFit
+
+__all__ = [
+    "ACQUISITIONS",
+    "BootstrapLaw",
+    "Designer",
+    "EnsemblePosterior",
+    "LawFit",
+    "Proposal",
+    "Snapshot",
+    "StoppingReport",
+    "batch_value",
+    "compute_cost",
+    "condition_on",
+    "cost_aware",
+    "expected_improvement",
+    "feasible_candidates",
+    "integrated_variance_reduction",
+    "maximin_select",
+    "optimum_probability",
+    "space_filling",
+    "stopping_report",
+    "thompson",
+]

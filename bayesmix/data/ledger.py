@@ -192,35 +192,36 @@ class Ledger:
         row = asdict(run)
         for key in _JSON_FIELDS:
             row[key] = json.dumps(row[key], sort_keys=True)
+        cols = [*row, "created", "updated"]
         with self._connect() as con:
+            # INSERT OR IGNORE first: one statement, so two workers adding the same run never race
+            cur = con.execute(
+                f"INSERT OR IGNORE INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                (*row.values(), now, now),
+            )
+            if cur.rowcount == 1:
+                return True
             old = con.execute(
                 "SELECT mixture, model_name, model_config, train_config, seed, corpus, tokenizer FROM runs "
                 "WHERE id = ?",
                 (run.id,),
             ).fetchone()
-            if old is not None:
-                new = (
-                    row["mixture"],
-                    row["model_name"],
-                    row["model_config"],
-                    row["train_config"],
-                    row["seed"],
-                    row["corpus"],
-                    row["tokenizer"],
-                )
-                if tuple(old) != new:
-                    raise InputError(
-                        f"run {run.id!r}",
-                        "already exists in the ledger with other settings",
-                        "give the new run another id, or use a new ledger for a new study",
-                    )
-                return False
-            cols = [*row, "created", "updated"]
-            con.execute(
-                f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                (*row.values(), now, now),
+        new = (
+            row["mixture"],
+            row["model_name"],
+            row["model_config"],
+            row["train_config"],
+            row["seed"],
+            row["corpus"],
+            row["tokenizer"],
+        )
+        if tuple(old) != new:
+            raise InputError(
+                f"run {run.id!r}",
+                "already exists in the ledger with other settings",
+                "give the new run another id, or use a new ledger for a new study",
             )
-        return True
+        return False
 
     def set_status(
         self, run_id: str, status: str, error: str | None = None, tokens: int | None = None

@@ -63,3 +63,8 @@ __all__ = [
 from bayesmix.optimise import LossConstraint, OptimisationResult, critical_proportion, optimise
 
 __all__ += ["LossConstraint", "OptimisationResult", "critical_proportion", "optimise"]
+
+# issue 6: active learning of the mixture
+from bayesmix.design import Designer  # noqa: E402 (appended export)
+
+__all__ += ["Designer"]

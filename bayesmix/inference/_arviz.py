@@ -58,7 +58,9 @@ def hdi(draws: xr.DataArray, prob: float, sample_dim: str = "sample") -> xr.Data
     arranged = draws.rename({sample_dim: "draw"}).expand_dims("chain", 0)
     out = az.hdi(arranged, hdi_prob=prob)
     var = next(iter(out.data_vars))
-    return xr.Dataset({"lower": out[var].sel(hdi="lower", drop=True), "upper": out[var].sel(hdi="higher", drop=True)})
+    return xr.Dataset(
+        {"lower": out[var].sel(hdi="lower", drop=True), "upper": out[var].sel(hdi="higher", drop=True)}
+    )
 
 
 def summary(idata: InferenceData, var_names: list[str] | None = None) -> Any:

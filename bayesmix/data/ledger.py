@@ -241,8 +241,18 @@ class Ledger:
     def record_eval(
         self, run_id: str, step: int, tokens: int, results: Mapping[str, tuple[float, float]]
     ) -> None:
-        """Record one evaluation: ``{domain: (loss, bits_per_byte)}`` at ``step`` (replaces a re-run)."""
+        """Record one evaluation: ``{domain: (loss, bits_per_byte)}`` at ``step`` (replaces a re-run).
+
+        Raises
+        ------
+        InputError
+            If the run is not in the ledger (add it with :meth:`add_run` first).
+        """
         with self._connect() as con:
+            if con.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                raise InputError(
+                    "run_id", f"{run_id!r} is not in the ledger", "add the run with Ledger.add_run before its evaluations"
+                )
             con.executemany(
                 "INSERT OR REPLACE INTO evals VALUES (?, ?, ?, ?, ?, ?)",
                 [

@@ -96,3 +96,9 @@ def test_long_table_feeds_the_law_engine(tmp_path):
         ledger.set_status(run.id, "finished")
     table = runs_mod.RunTable.from_long(ledger.to_long_table(), step="last")
     assert table is not None
+
+
+def test_evaluations_of_an_unknown_run_are_refused(tmp_path):
+    ledger = Ledger(tmp_path / "study.sqlite")
+    with pytest.raises(InputError, match="not in the ledger"):
+        ledger.record_eval("nope", 5, 500, {"legal": (3.0, 1.0)})

@@ -18,8 +18,8 @@ import numpy as np
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError
 from bayesmix.laws.base import DataSummary, Law, law_from_spec
+from bayesmix.models.likelihood import check_likelihood, observe
 
-LIKELIHOODS = ("student_t", "normal")
 NOISE_MODELS = ("independent", "shared")
 
 
@@ -115,8 +115,7 @@ def build_model(
     import pymc as pm
     import pytensor.tensor as pt
 
-    if likelihood not in LIKELIHOODS:
-        raise InputError("likelihood", f"unknown likelihood {likelihood!r}", f"use one of {LIKELIHOODS}")
+    check_likelihood(likelihood)
     if noise not in NOISE_MODELS:
         raise InputError("noise", f"unknown noise model {noise!r}", f"use one of {NOISE_MODELS}")
     if noise == "shared" and len(runs.domains) < 2:
@@ -153,8 +152,6 @@ def build_model(
                 pm.MvStudentT("loss", nu=nu, mu=mean, scale=cov, observed=observed, dims=("run", "domain"))
             else:
                 pm.MvNormal("loss", mu=mean, cov=cov, observed=observed, dims=("run", "domain"))
-        elif likelihood == "student_t":
-            pm.StudentT("loss", nu=nu, mu=mean, sigma=sigma, observed=observed, dims=("run", "domain"))
         else:
-            pm.Normal("loss", mu=mean, sigma=sigma, observed=observed, dims=("run", "domain"))
+            observe("loss", mean, sigma, observed, likelihood, nu, ("run", "domain"))
     return model

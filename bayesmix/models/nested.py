@@ -49,8 +49,8 @@ from bayesmix.errors import InputError, NotEnoughDataError
 from bayesmix.laws.base import DataSummary
 from bayesmix.laws.mixing import MixingLaw
 from bayesmix.laws.scaling import JointScalingLaw, ScalingLaw, ScalingSummary, SizeLaw, StepLaw
+from bayesmix.models.likelihood import observe
 
-LIKELIHOODS = ("student_t", "normal")
 #: relative jitter added to the diagonal of measurement covariances estimated from draws
 COVARIANCE_JITTER = 1e-6
 
@@ -94,16 +94,6 @@ def group_curves(frame: pd.DataFrame, by: str, domains: Sequence[str]) -> Curves
 
 def _domain_medians(values: np.ndarray, domain_index: np.ndarray, n_domains: int) -> np.ndarray:
     return np.array([np.median(values[domain_index == i]) for i in range(n_domains)])
-
-
-def _likelihood(name: str, mu: Any, sigma: Any, observed: np.ndarray, likelihood: str, nu: float, dims):
-    import pymc as pm
-
-    if likelihood not in LIKELIHOODS:
-        raise InputError("likelihood", f"unknown likelihood {likelihood!r}", f"use one of {LIKELIHOODS}")
-    if likelihood == "student_t":
-        return pm.StudentT(name, nu=nu, mu=mu, sigma=sigma, observed=observed, dims=dims)
-    return pm.Normal(name, mu=mu, sigma=sigma, observed=observed, dims=dims)
 
 
 def gaussian_measurement(name: str, mean: Any, draws: np.ndarray, extra_sd: Any) -> Any:
@@ -207,7 +197,7 @@ def build_joint_model(
             )
             mean = mean + effect[run_index, obs_domain]
         sigma = pm.HalfNormal("sigma", sigma=spread, dims="domain")
-        _likelihood("loss", mean, sigma[obs_domain], loss, likelihood, nu, "obs")
+        observe("loss", mean, sigma[obs_domain], loss, likelihood, nu, "obs")
     return model, curves, summary
 
 
@@ -239,7 +229,7 @@ def build_step_stage_model(
         per_obs = {name: value[curves.index] for name, value in params.items()}
         mean = law.evaluate(per_obs, {"tokens": tokens}, xp=_pt())
         sigma = pm.HalfNormal("sigma", sigma=spread, dims="domain")
-        _likelihood("loss", mean, sigma[obs_domain], loss, likelihood, nu, "obs")
+        observe("loss", mean, sigma[obs_domain], loss, likelihood, nu, "obs")
     return model, curves, summary
 
 

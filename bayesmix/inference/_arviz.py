@@ -79,10 +79,3 @@ def from_netcdf(path: str) -> InferenceData:
     for group in idata.groups():
         getattr(idata, group).load()
     return idata
-
-
-def set_group(idata: InferenceData, name: str, dataset: xr.Dataset) -> None:
-    """Add or replace a group."""
-    if name in idata.groups():
-        del idata[name]
-    idata.add_groups({name: dataset})

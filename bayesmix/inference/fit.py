@@ -241,22 +241,17 @@ def _fit_paper(law: Law, runs: RunTable, seed: int, n_inits: int) -> _arviz.Infe
         "domain": runs.domains,
         "train_domain": runs.train_domains,
     }
-    dims = {"c": ("domain",), "log_k": ("domain",), "t": ("domain", "train_domain"), "sigma": ("domain",)}
-    constant_dims = {"reference_mixture": ("train_domain",), "mixtures": ("run", "train_domain")}
+    dims = {
+        "c": ("domain",),
+        "log_k": ("domain",),
+        "t": ("domain", "train_domain"),
+        "sigma": ("domain",),
+        "reference_mixture": ("train_domain",),
+        "mixtures": ("run", "train_domain"),
+        "loss": ("run", "domain"),
+    }
     constants["mixtures"] = runs.mixtures.to_numpy()
-    idata = _point_idata(values, dims, coords, None, {"loss": runs.losses.to_numpy()})
-    import xarray as xr
-
-    constant_ds = xr.Dataset(
-        {name: (constant_dims.get(name, ()), np.asarray(value)) for name, value in constants.items()},
-        coords={k: coords[k] for k in ("run", "train_domain")},
-    )
-    _arviz.set_group(idata, "constant_data", constant_ds)
-    idata.observed_data["loss"] = (
-        idata.observed_data["loss"]
-        .rename({d: n for d, n in zip(idata.observed_data["loss"].dims, ("run", "domain"), strict=True)})
-        .assign_coords(run=coords["run"], domain=coords["domain"])
-    )
+    idata = _point_idata(values, dims, coords, constants, {"loss": runs.losses.to_numpy()})
     return idata
 
 

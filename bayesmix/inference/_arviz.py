@@ -79,3 +79,8 @@ def from_netcdf(path: str) -> InferenceData:
     for group in idata.groups():
         getattr(idata, group).load()
     return idata
+
+
+def copy(idata: InferenceData) -> InferenceData:
+    """A deep copy of InferenceData (its groups and their attrs)."""
+    return idata.copy()

@@ -233,6 +233,14 @@ def build_step_stage_model(
     return model, curves, summary
 
 
+def size_stage_keys(table: CurveTable, step_curves: Curves) -> pd.DataFrame:
+    """Stage 1's curve keys (run, domain) with each run's ``mixture`` and ``model_size`` added."""
+    keys = step_curves.keys.copy()
+    keys["mixture"] = table.runs.loc[keys["run"], "mixture"].to_numpy()
+    keys["model_size"] = table.runs.loc[keys["run"], "model_size"].to_numpy()
+    return keys
+
+
 def build_size_stage_model(
     table: CurveTable, step_curves: Curves, extrapolated: np.ndarray
 ) -> tuple[Any, Curves, ScalingSummary]:
@@ -255,9 +263,7 @@ def build_size_stage_model(
     import pymc as pm
 
     law = SizeLaw()
-    keys = step_curves.keys.copy()
-    keys["mixture"] = table.runs.loc[keys["run"], "mixture"].to_numpy()
-    keys["model_size"] = table.runs.loc[keys["run"], "model_size"].to_numpy()
+    keys = size_stage_keys(table, step_curves)
     sizes_per_group = keys.groupby(["mixture", "domain"])["model_size"].nunique()
     if (sizes_per_group < 2).any():
         (mixture, domain) = sizes_per_group.idxmin()

@@ -134,7 +134,9 @@ def _read_manifest(folder: Path, allow_other_version: bool) -> dict[str, Any]:
         kind, file_format = manifest["kind"], manifest["format"]
         checksums: dict[str, str] = manifest["sha256"]
     except (ValueError, KeyError, TypeError) as exc:
-        raise IncompatibleFileError(f"{path} is not a valid nested-fit manifest ({exc}); save the fit again") from None
+        raise IncompatibleFileError(
+            f"{path} is not a valid nested-fit manifest ({exc}); save the fit again"
+        ) from None
     if kind != KIND:
         raise IncompatibleFileError(f"{path} holds a {kind!r}, not a nested fit")
     if file_format != NESTED_FORMAT:

@@ -47,7 +47,11 @@ def target_fit(fitted: NestedFit, *, model_size: float, tokens: float) -> _arviz
     if not isinstance(fitted, NestedFit):
         raise InputError("fitted", f"got {type(fitted).__name__}", "pass the result of bayesmix.fit_nested")
     for name, value in (("model_size", model_size), ("tokens", tokens)):
-        if not isinstance(value, int | float | np.integer | np.floating) or not np.isfinite(value) or value <= 0:
+        if (
+            not isinstance(value, int | float | np.integer | np.floating)
+            or not np.isfinite(value)
+            or value <= 0
+        ):
             raise InputError(name, f"got {value!r}", "give a positive number")
     stage = _mixing_stage(fitted, float(model_size), float(tokens))
     idata = _arviz.copy(stage)

@@ -1,7 +1,9 @@
 """Active learning of the training mixture (issue 6): which proxy runs to buy next.
 
-* :class:`Designer` - ask/tell loop with batches that account for pending runs, JSON state,
-  rebuild from a :class:`~bayesmix.data.runs.RunTable` (:mod:`bayesmix.design.designer`);
+* :class:`Designer` - ask/tell loop with batches that account for pending runs, proposals of
+  model size and tokens (:class:`RunScale`) with cost-aware acquisition, a checked JSON state,
+  rebuild from a :class:`~bayesmix.data.runs.RunTable` or the run ledger
+  (:mod:`bayesmix.design.designer`);
 * acquisition functions on posterior draws (:mod:`bayesmix.design.acquisition`);
 * space-filling initial designs inside the optimiser's constraints (:mod:`bayesmix.design.initial`);
 * the refit surrogates (:mod:`bayesmix.design.surrogate`) and the stopping report
@@ -15,9 +17,11 @@ from bayesmix.design.acquisition import (
     expected_improvement,
     integrated_variance_reduction,
     optimum_probability,
+    score_pairs,
     thompson,
+    transfer_correlation,
 )
-from bayesmix.design.designer import Designer, Proposal
+from bayesmix.design.designer import Designer, Proposal, RunScale, parse_scales
 from bayesmix.design.fantasy import condition_on
 from bayesmix.design.initial import feasible_candidates, maximin_select, space_filling
 from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
@@ -30,6 +34,7 @@ __all__ = [
     "EnsemblePosterior",
     "LawFit",
     "Proposal",
+    "RunScale",
     "Snapshot",
     "StoppingReport",
     "batch_value",
@@ -41,7 +46,10 @@ __all__ = [
     "integrated_variance_reduction",
     "maximin_select",
     "optimum_probability",
+    "parse_scales",
+    "score_pairs",
     "space_filling",
     "stopping_report",
     "thompson",
+    "transfer_correlation",
 ]

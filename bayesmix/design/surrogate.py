@@ -14,7 +14,34 @@ run-noise variance):
   Thompson sampling is greedy and integrated variance is zero).
 * :class:`LawFit`: the full engine, ``bayesmix.fit(..., method="nuts")`` (short chains by
   default) then ``bayesmix.predict(kind="mean")``; use it for the final refits or when refits are
-  rare compared with runs (a real pretraining study).
+  rare compared with runs (a real pretraining study). Single scale only.
+
+Runs at several scales (model size and tokens)
+----------------------------------------------
+When runs come from several scales ``s`` (e.g. a small proxy and the target model size),
+:meth:`BootstrapLaw.fit` takes each run's scale index and fits one mixing law per scale, the
+other scales' laws written as deviations from the **target scale's** law::
+
+    L_T(r) = c + exp(log_k + t . r^g)                                     (target scale)
+    L_s(r) = c + delta_s + exp(log_k + kappa_s + (t + b_s) . r^g)         (any other scale s)
+
+* ``delta_s`` is the scale-law offset (the ``A/N^alpha + B/D^beta`` difference of the nested
+  laws between the two scales); it is free (a negligible ridge only fixes it when there are no
+  target-scale runs: then the target law carries the pooled level of the other scales, and only
+  differences between mixtures, which decide the optimum, are meaningful at the target scale);
+* ``kappa_s`` (how much larger the mixture-dependent part is at scale ``s``) and ``b_s`` (how the
+  mixture's effect itself differs: the optimum may move with scale) have Gaussian priors
+  ``N(0, scale_log_k_sd^2)`` and ``N(0, scale_t_sd^2)``: ridges of weight ``sigma^2 / sd^2``
+  (``sigma`` the run-noise sd of the full fit), so runs at scale ``s`` inform the target law as
+  far as the data allow the two laws to agree. Every bootstrap member draws its own prior centre
+  of ``kappa_s`` and ``b_s`` from these priors ("randomised priors"), so where the data cannot
+  tell the laws apart, the ensemble keeps the prior's doubt about the transfer between scales,
+  and target-scale predictions stay uncertain until runs at the target scale are bought.
+
+This is a cheap multi-fidelity model (Kennedy and O'Hagan's "scaled truth plus discrepancy" with
+the law's own features), not the full nested model of :mod:`bayesmix.inference.nested`: it does
+not extrapolate to a target scale with no runs beyond the pooled level, and it assumes the noise
+of one run is the same at every scale.
 """
 
 from __future__ import annotations
@@ -34,25 +61,49 @@ from bayesmix.laws.features import power_features
 
 @dataclass(frozen=True)
 class EnsemblePosterior:
-    """Draws of the target's law-mean loss: ``predict(mixtures) -> (sample, candidate)``."""
+    """Draws of the target's law-mean loss: ``predict(mixtures) -> (sample, candidate)``.
+
+    ``scale_terms`` (``(sample, S, 2 + M)``: ``delta_s, kappa_s, b_s`` of every scale, zeros for
+    the target scale; see the module docstring) is set by a multi-scale :meth:`BootstrapLaw.fit`.
+    """
 
     params: np.ndarray  # (sample, 2 + M): log_c, log_k, t  (BootstrapLaw), or empty for LawFit
     exponent: float
     noise_var: float
     idata: Any = None
     max_draws: int = 200
+    scale_terms: np.ndarray | None = None
 
-    def predict(self, mixtures: np.ndarray) -> np.ndarray:
-        """Posterior target losses at ``mixtures`` ``(C, M)``, shape ``(sample, C)``."""
+    def predict(self, mixtures: np.ndarray, scale: int | np.ndarray | None = None) -> np.ndarray:
+        """Posterior losses at ``mixtures`` ``(C, M)``, shape ``(sample, C)``.
+
+        Parameters
+        ----------
+        mixtures
+            ``(C, M)`` mixtures.
+        scale
+            ``None`` (default): the target scale. Otherwise the scale index of every row (one int
+            for all rows, or ``(C,)`` ints) in the order of the fit's scales.
+        """
         mixtures = np.atleast_2d(np.asarray(mixtures, dtype=float))
         if self.idata is not None:
+            if scale is not None:
+                raise InputError("scale", "the NUTS surrogate has one scale", "use BootstrapLaw for several")
             from bayesmix.inference.predict import predict
 
             draws = predict(self.idata, mixtures, kind="mean", max_draws=self.max_draws, seed=0)
             return draws.isel(domain=0).to_numpy()
         features = power_features(mixtures, self.exponent, np)
         log_c, log_k, t = self.params[:, 0], self.params[:, 1], self.params[:, 2:]
-        return np.exp(log_c)[:, None] + np.exp(np.clip(log_k[:, None] + t @ features.T, -60.0, 60.0))
+        if scale is None or self.scale_terms is None:
+            if scale is not None and np.any(np.asarray(scale) != 0):
+                raise InputError("scale", f"got {scale!r} for a single-scale fit", "leave scale=None")
+            return np.exp(log_c)[:, None] + np.exp(np.clip(log_k[:, None] + t @ features.T, -60.0, 60.0))
+        index = np.broadcast_to(np.asarray(scale, dtype=int), (len(mixtures),))
+        terms = self.scale_terms[:, index, :]  # (sample, C, 2 + M)
+        slope = t[:, None, :] + terms[:, :, 2:]
+        eta = log_k[:, None] + terms[:, :, 1] + np.einsum("scm,cm->sc", slope, features)
+        return np.exp(log_c)[:, None] + terms[:, :, 0] + np.exp(np.clip(eta, -60.0, 60.0))
 
 
 def _objective(params: np.ndarray, features: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float):
@@ -69,6 +120,53 @@ def _objective(params: np.ndarray, features: np.ndarray, y: np.ndarray, w: np.nd
     return float(w @ value + 0.5 * ridge * t @ t), grad
 
 
+def _unpack(params: np.ndarray, m: int, n_scales: int, target: int) -> tuple[np.ndarray, ...]:
+    """``log_c, log_k, t`` and the per-scale ``delta (S,), kappa (S,), b (S, M)`` (target row 0)."""
+    others = [s for s in range(n_scales) if s != target]
+    extra = params[2 + m :].reshape(len(others), 2 + m)
+    terms = np.zeros((n_scales, 2 + m))
+    terms[others] = extra
+    return params[0], params[1], params[2 : 2 + m], terms[:, 0], terms[:, 1], terms[:, 2:], others
+
+
+def _objective_scaled(
+    params: np.ndarray,
+    features: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    ridge: float,
+    scales: np.ndarray,
+    n_scales: int,
+    target: int,
+    penalty: np.ndarray,
+    centre: np.ndarray,
+):
+    """Weighted Huber loss of the per-scale laws (module docstring) plus ridges, with gradient.
+
+    ``penalty`` and ``centre`` have the shape of the per-scale block ``(S - 1, 2 + M)``: the ridge
+    weight and the prior centre of every ``delta_s, kappa_s, b_s``.
+    """
+    m = features.shape[1]
+    log_c, log_k, t, delta, kappa, b, others = _unpack(params, m, n_scales, target)
+    slope = t[None, :] + b[scales]
+    reducible = np.exp(np.clip(log_k + kappa[scales] + (slope * features).sum(axis=1), -60.0, 60.0))
+    c = np.exp(log_c)
+    residual = c + delta[scales] + reducible - y
+    small = np.abs(residual) <= PAPER_DELTA
+    value = np.where(small, 0.5 * residual**2, PAPER_DELTA * (np.abs(residual) - 0.5 * PAPER_DELTA))
+    g = w * np.where(small, residual, PAPER_DELTA * np.sign(residual))
+    gr = g * reducible
+    grad_terms = np.zeros((n_scales, 2 + m))
+    grad_terms[:, 0] = np.bincount(scales, weights=g, minlength=n_scales)
+    grad_terms[:, 1] = np.bincount(scales, weights=gr, minlength=n_scales)
+    np.add.at(grad_terms[:, 2:], scales, features * gr[:, None])
+    extra = params[2 + m :].reshape(len(others), 2 + m)
+    grad_extra = grad_terms[others] + penalty * (extra - centre)
+    grad = np.concatenate([[np.sum(g) * c, gr.sum()], features.T @ gr + ridge * t, grad_extra.ravel()])
+    prior = 0.5 * float((penalty * (extra - centre) ** 2).sum())
+    return float(w @ value + 0.5 * ridge * t @ t) + prior, grad
+
+
 @dataclass(frozen=True)
 class BootstrapLaw:
     """Bayesian-bootstrap ensemble of paper-protocol fits of the mixing law (see module docstring).
@@ -83,19 +181,58 @@ class BootstrapLaw:
         Starts from the paper's grid for the fit on all runs.
     ridge
         Weight of ``|t|^2 / 2`` in every fit.
+    scale_t_sd
+        Prior sd of every entry of ``b_s``, the difference between a scale's ``t`` and the
+        target scale's (multi-scale fits only).
+    scale_log_k_sd
+        Prior sd of ``kappa_s``, the difference of ``log_k`` (multi-scale fits only).
     """
 
     exponent: float = 0.5
     n_boot: int = 32
     n_inits: int = 8
     ridge: float = 1e-3
+    scale_t_sd: float = 0.3
+    scale_log_k_sd: float = 0.5
 
-    def fit(self, mixtures: np.ndarray, losses: np.ndarray, seed: int) -> EnsemblePosterior:
-        """Fit to ``mixtures`` ``(n, M)`` and target ``losses`` ``(n,)``; same seed, same draws."""
+    def fit(
+        self,
+        mixtures: np.ndarray,
+        losses: np.ndarray,
+        seed: int,
+        scales: np.ndarray | None = None,
+        n_scales: int | None = None,
+        target_scale: int = 0,
+    ) -> EnsemblePosterior:
+        """Fit to ``mixtures`` ``(n, M)`` and target ``losses`` ``(n,)``; same seed, same draws.
+
+        Parameters
+        ----------
+        mixtures, losses
+            The finished runs and their (target-domain) losses.
+        seed
+            Seed of the bootstrap weights and inits.
+        scales
+            ``(n,)`` scale index of every run (``None``: one scale, the law of the module
+            docstring's first paragraph).
+        n_scales
+            Number of scales (default ``max(scales) + 1``); scales without runs are allowed.
+        target_scale
+            Index of the scale whose law is the reference (``predict(scale=None)``).
+        """
         mixtures, y = np.asarray(mixtures, dtype=float), np.asarray(losses, dtype=float)
         if len(y) < 2:
             raise InputError("runs", f"{len(y)} finished runs", "finish at least 2 runs before refitting")
         features = power_features(mixtures, float(self.exponent), np)
+        if scales is not None:
+            scales = np.asarray(scales, dtype=int)
+            n_scales = int(scales.max()) + 1 if n_scales is None else int(n_scales)
+            if scales.shape != y.shape or scales.min() < 0 or scales.max() >= n_scales:
+                raise InputError("scales", f"{scales!r}", f"give one index in [0, {n_scales}) per run")
+            if not 0 <= target_scale < n_scales:
+                raise InputError("target_scale", f"got {target_scale!r}", f"give an index in [0, {n_scales})")
+            if n_scales > 1:
+                return self._fit_scaled(features, y, seed, scales, n_scales, int(target_scale))
         start = self._full_fit(features, y, seed)
         rng = np.random.default_rng(seed)
         params = np.empty((self.n_boot, len(start)))
@@ -115,6 +252,64 @@ class BootstrapLaw:
         residual = y - (np.exp(start[0]) + np.exp(np.clip(start[1] + features @ start[2:], -60, 60)))
         sigma = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 1e-4)
         return EnsemblePosterior(params, float(self.exponent), sigma**2)
+
+    def _fit_scaled(
+        self, features: np.ndarray, y: np.ndarray, seed: int, scales: np.ndarray, n_scales: int, target: int
+    ) -> EnsemblePosterior:
+        """The multi-scale fit (module docstring): per-scale offsets and pooled deviations."""
+        m = features.shape[1]
+        others = [s for s in range(n_scales) if s != target]
+        # start: the single-scale fit on losses moved to a common level by per-scale medians
+        has = [s for s in range(n_scales) if np.any(scales == s)]
+        level = float(np.median(y[scales == target])) if target in has else float(np.median(y))
+        offset0 = np.array([float(np.median(y[scales == s])) - level if s in has else 0.0 for s in range(n_scales)])
+        offset0[target] = 0.0
+        base = self._full_fit(features, y - offset0[scales], seed)
+        block = np.zeros((len(others), 2 + m))
+        block[:, 0] = offset0[others]
+        start = np.concatenate([base, block.ravel()])
+        residual = y - offset0[scales] - (np.exp(base[0]) + np.exp(np.clip(base[1] + features @ base[2:], -60, 60)))
+        sigma = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 1e-3)
+        penalty = np.empty((len(others), 2 + m))
+        penalty[:, 0] = 1e-6  # the offsets are free; this only fixes them without target-scale runs
+        penalty[:, 1] = sigma**2 / self.scale_log_k_sd**2
+        penalty[:, 2:] = sigma**2 / self.scale_t_sd**2
+        zero = np.zeros_like(penalty)
+        ones = np.ones(len(y))
+        args = (features, y, ones, self.ridge, scales, n_scales, target, penalty, zero)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            full = minimize(_objective_scaled, start, args=args, jac=True, method="L-BFGS-B",
+                            options={"maxiter": 2000})
+            start = full.x if np.all(np.isfinite(full.x)) else start
+            rng = np.random.default_rng(seed)
+            prior_rng = np.random.default_rng([seed, 1])
+            params = np.empty((self.n_boot, len(start)))
+            for b in range(self.n_boot):
+                w = rng.dirichlet(np.ones(len(y))) * len(y)
+                centre = np.zeros_like(penalty)
+                centre[:, 1] = prior_rng.normal(0.0, self.scale_log_k_sd, size=len(others))
+                centre[:, 2:] = prior_rng.normal(0.0, self.scale_t_sd, size=(len(others), m))
+                x0 = start.copy()  # warm start, moved to this member's prior centre
+                x0[2 + m :] += centre.ravel()
+                result = minimize(
+                    _objective_scaled,
+                    x0,
+                    args=(features, y, w, self.ridge, scales, n_scales, target, penalty, centre),
+                    jac=True,
+                    method="L-BFGS-B",
+                    options={"maxiter": 300},
+                )
+                params[b] = result.x if np.all(np.isfinite(result.x)) else start
+        *_, delta, kappa, b_full, _ = _unpack(start, m, n_scales, target)
+        fitted = np.exp(start[0]) + delta[scales] + np.exp(
+            np.clip(start[1] + kappa[scales] + ((start[2 : 2 + m] + b_full[scales]) * features).sum(1), -60, 60)
+        )
+        residual = y - fitted
+        noise = max(1.4826 * float(np.median(np.abs(residual - np.median(residual)))), 1e-4)
+        terms = np.zeros((self.n_boot, n_scales, 2 + m))
+        terms[:, others] = params[:, 2 + m :].reshape(self.n_boot, len(others), 2 + m)
+        return EnsemblePosterior(params[:, : 2 + m], float(self.exponent), noise**2, scale_terms=terms)
 
     def _full_fit(self, features: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
         """Best fit on all runs from a log-linear least-squares start and ``n_inits`` paper starts."""

@@ -131,7 +131,7 @@ def test_cost_aware_ask_buys_the_cheap_informative_scale(law, acquisition):
             assert all(np.linalg.norm(row - r["mixture"]) >= designer.min_distance
                        for r in done if r["scale"] == p.model)
     assert counts[True] >= 7  # of 10
-    assert counts[True] >= counts[False] + 4
+    assert counts[True] > counts[False]
 
 
 def test_multiscale_surrogate_learns_the_offset_and_keeps_doubt_without_target_runs(law):
@@ -140,7 +140,7 @@ def test_multiscale_surrogate_learns_the_offset_and_keeps_doubt_without_target_r
     target = law.mean_loss(mixtures)[:, 0]
     scales = np.r_[np.zeros(14, int), np.ones(6, int)]  # 14 at the proxy scale 0, 6 at the target 1
     y = target + OFFSET * (scales == 0)
-    surrogate = BootstrapLaw(n_boot=16, n_inits=2)
+    surrogate = BootstrapLaw(n_boot=16, n_inits=2, exponent=1.0)  # the truth's features: a well-specified law
     post = surrogate.fit(mixtures, y, seed=1, scales=scales, n_scales=2, target_scale=1)
     grid = rng.dirichlet(np.ones(4), size=300)
     proxy, tgt = post.predict(grid, scale=0), post.predict(grid)

@@ -31,7 +31,9 @@ other scales' laws written as deviations from the **target scale's** law::
   differences between mixtures, which decide the optimum, are meaningful at the target scale);
 * ``kappa_s`` (how much larger the mixture-dependent part is at scale ``s``) and ``b_s`` (how the
   mixture's effect itself differs: the optimum may move with scale) have Gaussian priors
-  ``N(0, scale_log_k_sd^2)`` and ``N(0, scale_t_sd^2)``: ridges of weight ``sigma^2 / sd^2``
+  ``N(0, scale_log_k_sd^2)`` and ``N(0, (scale_t_sd * rms(t))^2)`` (``rms(t)``: the size of the
+  law's ``t`` in a first fit of all runs with per-scale offsets, so the prior is relative to the
+  mixture effect the data show): ridges of weight ``sigma^2 / sd^2``
   (``sigma`` the run-noise sd of the full fit), so runs at scale ``s`` inform the target law as
   far as the data allow the two laws to agree. Every bootstrap member draws its own prior centre
   of ``kappa_s`` and ``b_s`` from these priors ("randomised priors"), so where the data cannot
@@ -183,7 +185,9 @@ class BootstrapLaw:
         Weight of ``|t|^2 / 2`` in every fit.
     scale_t_sd
         Prior sd of every entry of ``b_s``, the difference between a scale's ``t`` and the
-        target scale's (multi-scale fits only).
+        target scale's, relative to the root mean square of ``t`` (fitted once on all runs with
+        per-scale offsets): 0.3 lets a scale's mixture effect differ by about 30% (multi-scale fits
+        only).
     scale_log_k_sd
         Prior sd of ``kappa_s``, the difference of ``log_k`` (multi-scale fits only).
     """
@@ -273,7 +277,8 @@ class BootstrapLaw:
         penalty = np.empty((len(others), 2 + m))
         penalty[:, 0] = 1e-6  # the offsets are free; this only fixes them without target-scale runs
         penalty[:, 1] = sigma**2 / self.scale_log_k_sd**2
-        penalty[:, 2:] = sigma**2 / self.scale_t_sd**2
+        t_sd = self.scale_t_sd * max(float(np.sqrt(np.mean(base[2:] ** 2))), 1e-2)  # relative to the law's t
+        penalty[:, 2:] = sigma**2 / t_sd**2
         zero = np.zeros_like(penalty)
         ones = np.ones(len(y))
         args = (features, y, ones, self.ridge, scales, n_scales, target, penalty, zero)
@@ -289,7 +294,7 @@ class BootstrapLaw:
                 w = rng.dirichlet(np.ones(len(y))) * len(y)
                 centre = np.zeros_like(penalty)
                 centre[:, 1] = prior_rng.normal(0.0, self.scale_log_k_sd, size=len(others))
-                centre[:, 2:] = prior_rng.normal(0.0, self.scale_t_sd, size=(len(others), m))
+                centre[:, 2:] = prior_rng.normal(0.0, t_sd, size=(len(others), m))
                 x0 = start.copy()  # warm start, moved to this member's prior centre
                 x0[2 + m :] += centre.ravel()
                 result = minimize(

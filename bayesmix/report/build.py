@@ -50,6 +50,7 @@ from bayesmix.report.uncertainty import (
     optimum_location_draws,
     parse_target_scale,
     stored_health,
+    target_stage,
     what_data_cannot_tell,
 )
 from bayesmix.versions import package_versions
@@ -280,6 +281,7 @@ def _summary(
     section: _Section,
     fit: Any,
     runs: RunTable | None,
+    target_fit: Any,
     nested: NestedFit | None,
     scale: tuple[float, float] | None,
     optimum: OptimisationResult | None,
@@ -325,6 +327,14 @@ def _summary(
             f"Mixing-law fit: law {spec.law.get('name')!r} ({spec.method}), {runs_text}"
             f"{len(spec.train_domains)} training domains ({', '.join(spec.train_domains)}), "
             f"{len(spec.domains)} validation domains ({', '.join(spec.domains)}){took}."
+        )
+    if target_fit is not None:
+        spec = fitted_spec(target_fit)
+        mixtures = target_fit.constant_data["mixtures"] if "constant_data" in target_fit.groups() else None
+        observed = f" on {mixtures.shape[0]} observed mixtures" if mixtures is not None else ""
+        section.text(
+            f"Target-scale mixing law: law {spec.law.get('name')!r} fitted{observed} to the nested fit's "
+            f"target-scale draws" + ("; the optimum is chosen on it." if optimum is not None else ".")
         )
     if nested is not None:
         table = nested.table
@@ -443,29 +453,33 @@ def _scaling_section(
         )
 
 
-def _interaction_section(section: _Section, fit: Any, prob: float, dpi: int) -> None:
-    table = interaction_summary(fit, prob=prob)
-    fig = figures.interaction_matrix(fit, prob=prob)
-    name = table.attrs["parameter"]
-    section.text(
-        f"{name}_ij: how training on domain j changes the loss of validation domain i, relative to the average "
-        f"training domain (rows are zero-sum); negative lowers the loss. * marks {prob:.0%} intervals that exclude 0."
-    )
-    section.blocks.append(
-        _Figure("interaction_matrix", f"Posterior mean interaction matrix {name}.", _png(fig, dpi))
-    )
-    columns = list(pd.unique(table["train_domain"]))
-    rows = []
-    for domain, group in table.groupby("domain", sort=False):
-        row = {"validation \\ training": str(domain)}
-        for r in group.itertuples():
-            mark = "*" if r.excludes_zero else ""
-            row[str(r.train_domain)] = f"{r.mean:.3f}{mark} [{r.lower:.3f}, {r.upper:.3f}]"
-        rows.append(row)
-    section.table(
-        pd.DataFrame(rows, columns=["validation \\ training", *columns]),
-        f"Posterior mean [{prob:.0%} interval] of {name}_ij.",
-    )
+def _interaction_section(section: _Section, fits: list[tuple[str, str, Any]], prob: float, dpi: int) -> None:
+    """One heatmap and table per fit: ``fits`` holds (figure name, description, fit)."""
+    for k, (figure_name, what, fit) in enumerate(fits):
+        table = interaction_summary(fit, prob=prob)
+        name = table.attrs["parameter"]
+        if k == 0:
+            section.text(
+                f"{name}_ij: how training on domain j changes the loss of validation domain i, relative to the "
+                f"average training domain (rows are zero-sum); negative lowers the loss. * marks {prob:.0%} "
+                f"intervals that exclude 0."
+            )
+        fig = figures.interaction_matrix(fit, prob=prob)
+        section.blocks.append(
+            _Figure(figure_name, f"Posterior mean interaction matrix {name} of {what}.", _png(fig, dpi))
+        )
+        columns = list(pd.unique(table["train_domain"]))
+        rows = []
+        for domain, group in table.groupby("domain", sort=False):
+            row = {"validation \\ training": str(domain)}
+            for r in group.itertuples():
+                mark = "*" if r.excludes_zero else ""
+                row[str(r.train_domain)] = f"{r.mean:.3f}{mark} [{r.lower:.3f}, {r.upper:.3f}]"
+            rows.append(row)
+        section.table(
+            pd.DataFrame(rows, columns=["validation \\ training", *columns]),
+            f"Posterior mean [{prob:.0%} interval] of {name}_ij of {what}.",
+        )
 
 
 def _optimum_sections(
@@ -547,6 +561,14 @@ def _versions_table(fit: Any) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _has_interactions(fit: Any, prob: float) -> bool:
+    try:
+        interaction_summary(fit, prob=prob)
+    except InputError:
+        return False
+    return True
+
+
 def build_report(
     out_dir: str | os.PathLike[str],
     *,
@@ -554,6 +576,7 @@ def build_report(
     runs: RunTable | None = None,
     nested: NestedFit | None = None,
     target_scale: Mapping[str, float] | Sequence[float] | None = None,
+    target_fit: _arviz.InferenceData | None = None,
     optimum: OptimisationResult | None = None,
     optimum_target: Any = None,
     optimum_limits: Mapping[str, Any] | None = None,
@@ -570,15 +593,15 @@ def build_report(
     Sections, each included only when its inputs are given:
 
     ========================  =================================================================
-    summary                   always: the optimum (``optimum``), target scale, what was fitted
+    summary                   always: the optimum, the target scale, what was fitted
     observed vs predicted     ``fit`` with run-level data (its own runs, or ``runs``)
-    scaling-law extrapolation ``nested`` (fans up to ``target_scale`` when given)
-    interaction matrix        ``fit`` whose law has one (``t`` or ``beta``)
+    scaling-law extrapolation ``nested`` (fans up to the target scale when known)
+    interaction matrix        ``fit`` and/or ``target_fit`` whose law has one (``t``, ``beta``)
     optimum vs reference      ``optimum`` (with the intervals of its location)
     posterior of its loss     ``optimum``
-    sampler diagnostics       ``fit`` and/or ``nested`` (every stage fitted so far)
+    sampler diagnostics       ``fit``, ``target_fit`` and/or ``nested`` (every fitted stage)
     suggested next runs       ``suggestions``
-    what data cannot tell     ``fit`` and/or ``nested``
+    what data cannot tell     ``fit``, ``target_fit`` and/or ``nested``
     versions                  always
     ========================  =================================================================
 
@@ -587,18 +610,24 @@ def build_report(
     out_dir
         Folder to write ``report.html``, ``report.md`` and ``figures/*.png`` into (created).
     fit
-        A fit from :func:`bayesmix.fit`, or a target-scale fit of the nested pipeline
-        (``bayesmix.inference.nested_target.target_fit``, which also sets the target scale).
+        A mixing-law fit of the proxy runs (:func:`bayesmix.fit`).
     runs
-        Runs to compare the fit's predictions with (default the fit's own runs).
+        Runs to compare ``fit``'s predictions with (default the fit's own runs).
     nested
         A fit from :func:`bayesmix.fit_nested`.
     target_scale
-        ``{"model_size": N, "tokens": D}`` or ``(N, D)``: the scale the mixture is chosen for.
+        ``{"model_size": N, "tokens": D}`` or ``(N, D)``: the scale the mixture is chosen for;
+        default the scale of ``target_fit``.
+    target_fit
+        The mixing law at the target scale
+        (:func:`bayesmix.inference.nested_target.target_fit`); when given, the optimum is taken to
+        come from it.
     optimum
-        The answer of :func:`bayesmix.optimise` on ``fit`` (needs ``fit``).
+        The answer of :func:`bayesmix.optimise` on ``target_fit`` (or on ``fit`` when there is
+        no ``target_fit``).
     optimum_target
-        The ``target`` given to :func:`bayesmix.optimise` when it was a mapping or a function.
+        The ``target`` given to :func:`bayesmix.optimise` when it was a mapping or a function
+        (default ``optimum.extra["target"]``; a domain or ``"mean"`` is known from the result).
     optimum_limits
         The mixture limits given to :func:`bayesmix.optimise` (``bounds``, ``fixed``,
         ``exclude``, ``tokens``, ``max_epochs``, ``target_tokens``, ``reference``), for the
@@ -631,16 +660,26 @@ def build_report(
     """
     prob = check_prob(prob)
     check_seed(seed)
-    if fit is None and nested is None and optimum is None:
-        raise InputError("build_report", "nothing to report", "give fit=, nested= or both (and optimum=)")
-    if fit is not None:
-        fitted_spec(fit)
+    if fit is None and nested is None and target_fit is None:
+        raise InputError(
+            "build_report", "nothing to report", "give fit=, nested= and/or target_fit= (and optimum=)"
+        )
+    for name, value in (("fit", fit), ("target_fit", target_fit)):
+        if value is not None and not hasattr(value, "posterior"):
+            raise InputError(name, f"got {type(value).__name__}", "pass an InferenceData from bayesmix")
+        if value is not None:
+            fitted_spec(value)
     if nested is not None:
         check_nested(nested)
+    source = target_fit if target_fit is not None else fit
     if optimum is not None:
         check_result(optimum)
-        if fit is None:
-            raise InputError("optimum", "was given without the fit it was computed from", "pass fit= as well")
+        if source is None:
+            raise InputError(
+                "optimum",
+                "was given without the fit it was computed from",
+                "pass target_fit= (or fit=) as well",
+            )
     if location_draws is not None and (
         optimum is None
         or not isinstance(location_draws, pd.DataFrame)
@@ -659,8 +698,9 @@ def build_report(
     if not isinstance(dpi, int) or not 30 <= dpi <= 400:
         raise InputError("dpi", f"got {dpi!r}", "give an integer between 30 and 400")
     scale = parse_target_scale(target_scale)
-    if scale is None and fit is not None:
-        scale = fit_target_scale(fit)
+    for idata in (target_fit, fit):
+        if scale is None and idata is not None:
+            scale = fit_target_scale(idata)
     out = Path(out_dir)
     try:
         (out / "figures").mkdir(parents=True, exist_ok=True)
@@ -672,25 +712,22 @@ def build_report(
     location = location_draws
     if optimum is not None and location is None:
         location = optimum_location_draws(
-            fit, optimum, n=n_location, target=optimum_target, seed=seed, **dict(optimum_limits or {})
+            source, optimum, n=n_location, target=optimum_target, seed=seed, **dict(optimum_limits or {})
         )
-    findings = (
-        what_data_cannot_tell(
-            fit,
-            runs=runs,
-            result=optimum,
-            location_draws=location,
-            nested=nested,
-            target_scale=scale,
-            prob=prob,
-        )
-        if (fit is not None or nested is not None)
-        else []
+    findings = what_data_cannot_tell(
+        fit,
+        runs=runs,
+        target_fit=target_fit,
+        result=optimum,
+        location_draws=location,
+        nested=nested,
+        target_scale=scale,
+        prob=prob,
     )
 
     sections: list[_Section] = []
     summary = _Section("summary")
-    _summary(summary, fit, runs, nested, scale, optimum, location, prob)
+    _summary(summary, fit, runs, target_fit, nested, scale, optimum, location, prob)
     sections.append(summary)
     if fit is not None:
         try:
@@ -706,21 +743,26 @@ def build_report(
         section = _Section("scaling")
         _scaling_section(section, nested, scale, optimum, prob, seed, dpi)
         sections.append(section)
-    if fit is not None:
-        try:
-            interaction_summary(fit, prob=prob)
-            has_matrix = True
-        except InputError:
-            has_matrix = False
-        if has_matrix:
-            section = _Section("interactions")
-            _interaction_section(section, fit, prob, dpi)
-            sections.append(section)
+    matrices = [
+        (name, what, idata)
+        for name, what, idata in (
+            ("interaction_matrix", "the proxy runs' fit", fit),
+            ("interaction_matrix_target", "the target-scale mixing law", target_fit),
+        )
+        if idata is not None and _has_interactions(idata, prob)
+    ]
+    if matrices:
+        section = _Section("interactions")
+        _interaction_section(section, matrices, prob, dpi)
+        sections.append(section)
     if optimum is not None:
-        _optimum_sections(sections, fit, optimum, location, optimum_target, prob, dpi)
+        _optimum_sections(sections, source, optimum, location, optimum_target, prob, dpi)
     health_rows = []
     if fit is not None and stored_health(fit) is not None:
         health_rows.append(_health_row("mixing-law fit", stored_health(fit)))
+    if target_fit is not None and stored_health(target_fit) is not None:
+        if not (nested is not None and target_stage(target_fit) in nested.health):
+            health_rows.append(_health_row("target-scale mixing law", stored_health(target_fit)))
     if nested is not None:
         health_rows += [_health_row(f"nested: {stage}", h) for stage, h in nested.health.items()]
     if health_rows:
@@ -737,17 +779,17 @@ def build_report(
         section = _Section("suggestions")
         section.table(_suggestions_table(suggestions), f"{len(suggestions)} suggested runs.")
         sections.append(section)
-    if fit is not None or nested is not None:
-        section = _Section("cannot_tell")
-        if findings:
-            section.bullets([f.message for f in findings])
-        else:
-            section.text(
-                "Nothing flagged: no uncertain interaction, wide optimum share, undecided comparison, extrapolation, sampler problem or thin data was found."
-            )
-        sections.append(section)
+    section = _Section("cannot_tell")
+    if findings:
+        section.bullets([f.message for f in findings])
+    else:
+        section.text(
+            "Nothing flagged: no uncertain interaction, wide optimum share, undecided comparison with the "
+            "reference, extrapolation, sampler problem or thin data was found."
+        )
+    sections.append(section)
     section = _Section("versions")
-    section.table(_versions_table(fit))
+    section.table(_versions_table(fit if fit is not None else target_fit))
     sections.append(section)
 
     figure_paths: dict[str, Path] = {}

@@ -64,8 +64,11 @@ def result_target(result: OptimisationResult, domains: Sequence[str], target: An
     """The :class:`~bayesmix.optimise.Target` of an optimisation result.
 
     A domain or ``"mean"`` target is rebuilt from its name; a mapping or function target must be
-    given again as ``target`` (the result only keeps its name).
+    given again as ``target``, or be stored in ``result.extra["target"]`` (the result only keeps
+    its name).
     """
+    if target is None:
+        target = result.extra.get("target")
     if target is not None:
         return resolve_target(target, domains)
     if result.target in domains or result.target == "mean":
@@ -271,7 +274,7 @@ def _n_observed_mixtures(idata: _arviz.InferenceData, runs: RunTable | None) -> 
         return 0 if mixtures is None else int(mixtures.shape[0])
 
 
-def _interaction_findings(fit: _arviz.InferenceData, prob: float) -> list[Finding]:
+def _interaction_findings(fit: _arviz.InferenceData, name: str, prob: float) -> list[Finding]:
     try:
         table = interaction_summary(fit, prob=prob)
     except InputError:  # a law without an interaction matrix
@@ -288,17 +291,19 @@ def _interaction_findings(fit: _arviz.InferenceData, prob: float) -> list[Findin
         for r in covers.head(MAX_NAMED).itertuples()
     ]
     more = f" and {len(covers) - MAX_NAMED} more" if len(covers) > MAX_NAMED else ""
-    name = table.attrs["parameter"]
+    parameter = table.attrs["parameter"]
     message = (
-        f"{len(covers)} of {len(table)} interaction entries {name}_ij have a {prob:.0%} interval that covers 0, "
-        f"so the data cannot tell whether more of training domain j helps or hurts validation domain i "
-        f"(relative to the average training domain): {'; '.join(named)}{more}."
+        f"In {name}, {len(covers)} of {len(table)} interaction entries {parameter}_ij have a {prob:.0%} interval "
+        f"that covers 0, so the data cannot tell whether more of training domain j helps or hurts validation "
+        f"domain i (relative to the average training domain): {'; '.join(named)}{more}."
     )
     entries = [
         {"domain": r.domain, "train_domain": r.train_domain, "lower": r.lower, "upper": r.upper}
         for r in covers.itertuples()
     ]
-    return [Finding("interaction", message, {"entries": entries, "prob": prob, "of": len(table)})]
+    return [
+        Finding("interaction", message, {"fit": name, "entries": entries, "prob": prob, "of": len(table)})
+    ]
 
 
 def _health_findings(name: str, health: SamplerHealth) -> list[Finding]:
@@ -323,10 +328,47 @@ def _health_findings(name: str, health: SamplerHealth) -> list[Finding]:
     return [Finding("sampler", message, data)]
 
 
+def target_stage(idata: _arviz.InferenceData) -> str | None:
+    """The name of the nested fit's stage a target-scale fit comes from (``"mixing@N,D"``), else None."""
+    scale = fit_target_scale(idata)
+    return None if scale is None else f"mixing@{scale[0]:.4g},{scale[1]:.4g}"
+
+
+def _fit_findings(
+    fit: _arviz.InferenceData,
+    name: str,
+    runs: RunTable | None,
+    nested: NestedFit | None,
+    prob: float,
+    runs_per_parameter: float,
+) -> list[Finding]:
+    spec = fitted_spec(fit)
+    findings = _interaction_findings(fit, name, prob)
+    health = stored_health(fit)
+    stage = target_stage(fit)
+    # a target-scale fit's health is the nested fit's mixing stage: reported once, with the stages
+    if health is not None and not (nested is not None and stage in nested.health):
+        findings += _health_findings(name, health)
+    law = spec.build_law()
+    per_domain = law.n_parameters(len(spec.domains), len(spec.train_domains))
+    n_mixtures = _n_observed_mixtures(fit, runs)
+    ratio = n_mixtures / per_domain
+    if ratio < runs_per_parameter:
+        message = (
+            f"{name} has {n_mixtures} observed mixtures for {per_domain} parameters per domain's law "
+            f"({ratio:.1f} per parameter, below the rule of thumb of {runs_per_parameter:g}): the law is held up "
+            f"mostly by its priors; add runs or merge rare training domains."
+        )
+        data = {"fit": name, "mixtures": n_mixtures, "parameters": per_domain, "ratio": ratio}
+        findings.append(Finding("runs_per_parameter", message, data))
+    return findings
+
+
 def what_data_cannot_tell(
     fit: _arviz.InferenceData | None = None,
     *,
     runs: RunTable | None = None,
+    target_fit: _arviz.InferenceData | None = None,
     result: OptimisationResult | None = None,
     location_draws: pd.DataFrame | None = None,
     nested: NestedFit | None = None,
@@ -339,23 +381,26 @@ def what_data_cannot_tell(
 
     Checks (each only when its inputs are given):
 
-    * interaction entries whose ``prob`` interval covers 0 (``fit``);
+    * interaction entries whose ``prob`` interval covers 0 (``fit``, ``target_fit``);
     * training domains whose optimal share has a ``prob`` interval wider than ``wide`` over the
       optimum's location draws (``location_draws``, see :func:`optimum_location_draws`);
     * ``P(beats reference)`` of the optimum between 0.2 and 0.8 (``result``);
     * the extrapolation factors of the target scale, ``N* / max observed N`` and
       ``D* / max observed D``, when above 1 (``nested`` and ``target_scale``; a target-scale fit
       carries its own scale);
-    * sampler problems or a point fit (``fit`` and every stage of ``nested``);
+    * sampler problems or a point fit (``fit``, ``target_fit`` and every stage of ``nested``);
     * fewer than ``runs_per_parameter`` observed mixtures per parameter of one domain's law
-      (``fit``).
+      (``fit``, ``target_fit``).
 
     Parameters
     ----------
     fit
-        A fit from :func:`bayesmix.fit` (or a target-scale fit of the nested pipeline).
+        A fit from :func:`bayesmix.fit` (the proxy runs' mixing law).
     runs
         The runs of ``fit`` (default: read from the fit).
+    target_fit
+        The mixing law at the target scale
+        (:func:`bayesmix.inference.nested_target.target_fit`), which also gives the target scale.
     result, location_draws
         The optimiser's answer and the draws of its location.
     nested, target_scale
@@ -375,33 +420,19 @@ def what_data_cannot_tell(
     prob = check_prob(prob)
     if not isinstance(wide, int | float) or not 0 < wide < 1:
         raise InputError("wide", f"got {wide!r}", "give a share width in (0, 1), e.g. 0.2")
+    if nested is not None:
+        check_nested(nested)
     findings: list[Finding] = []
     scale = parse_target_scale(target_scale)
-    if fit is not None:
-        spec = fitted_spec(fit)
+    for idata, name, its_runs in (
+        (fit, "the mixing-law fit", runs),
+        (target_fit, "the target-scale mixing law", None),
+    ):
+        if idata is None:
+            continue
         if scale is None:
-            scale = fit_target_scale(fit)
-        findings += _interaction_findings(fit, prob)
-        health = stored_health(fit)
-        if health is not None:
-            findings += _health_findings("the mixing-law fit", health)
-        law = spec.build_law()
-        per_domain = law.n_parameters(len(spec.domains), len(spec.train_domains))
-        n_mixtures = _n_observed_mixtures(fit, runs)
-        ratio = n_mixtures / per_domain
-        if ratio < runs_per_parameter:
-            message = (
-                f"{n_mixtures} observed mixtures for {per_domain} parameters per domain's law "
-                f"({ratio:.1f} per parameter, below the rule of thumb of {runs_per_parameter:g}): the law is "
-                f"held up mostly by its priors; add runs or merge rare training domains."
-            )
-            findings.append(
-                Finding(
-                    "runs_per_parameter",
-                    message,
-                    {"mixtures": n_mixtures, "parameters": per_domain, "ratio": ratio},
-                )
-            )
+            scale = fit_target_scale(idata)
+        findings += _fit_findings(idata, name, its_runs, nested, prob, runs_per_parameter)
     if location_draws is not None:
         if not isinstance(location_draws, pd.DataFrame) or location_draws.empty:
             raise InputError(
@@ -428,7 +459,6 @@ def what_data_cannot_tell(
             )
             findings.append(Finding("beats_reference", message, {"p_beats_reference": p}))
     if nested is not None:
-        check_nested(nested)
         for stage, health in nested.health.items():
             findings += _health_findings(f"the nested fit's {stage} stage", health)
         if scale is not None:

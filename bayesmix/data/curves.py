@@ -18,6 +18,7 @@ first appearance).
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -96,31 +97,61 @@ class CurveTable:
         min_checkpoints, min_sizes
             Data needed per (run, domain) and in all.
 
+        Notes
+        -----
+        Rows may come in any order: each run's checkpoints are sorted by tokens (a run's losses
+        need not fall monotonically; noise is modelled). Numbers written as text (``"1e7"``, as
+        CSV readers give them) are read as numbers; true/false values, other text, NaN, inf and
+        values <= 0 in ``loss``, ``tokens`` (``step``) or ``model_size`` are refused, and so are
+        rows without a run or domain.
+
         Raises
         ------
         InputError
-            Missing columns, bad values, a run with several mixtures or sizes, duplicates.
+            Missing or repeated columns, bad values, a run whose mixture or model size changes
+            mid-run, two losses for one run, domain and checkpoint.
         NotEnoughDataError
             Fewer than ``min_checkpoints`` checkpoints for a run and domain, or fewer than
             ``min_sizes`` model sizes.
         """
+        for name, value in (("min_checkpoints", min_checkpoints), ("min_sizes", min_sizes)):
+            if not _is_count(value) or value < 1:
+                raise InputError(name, f"got {value!r}", "give a positive integer")
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
         frame.columns = [str(c) for c in frame.columns]
+        if frame.columns.has_duplicates:
+            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+            raise InputError("table", f"repeats columns {dupes}", "give every column a unique name")
         _require(frame, ["run", "domain", "loss", "model_size"])
+        if len(frame) == 0:
+            raise NotEnoughDataError("table", "has no rows", "give one row per run, domain and checkpoint")
+        for column in ("run", "domain"):
+            missing = frame[column].isna().to_numpy()
+            if missing.any():
+                raise InputError(
+                    column,
+                    f"{int(missing.sum())} rows have no {column} (first at row {int(np.flatnonzero(missing)[0])})",
+                    f"give every row a {column}, or drop those rows",
+                )
         if "tokens" not in frame.columns:
             if "step" not in frame.columns:
                 raise InputError(
                     "tokens", "the table has neither 'tokens' nor 'step'", "add a tokens column (or step)"
                 )
-            if tokens_per_step is None or not np.isfinite(tokens_per_step) or tokens_per_step <= 0:
+            if not _is_real(tokens_per_step) or not np.isfinite(tokens_per_step) or tokens_per_step <= 0:
                 raise InputError(
                     "tokens_per_step",
                     f"the table has 'step' but no 'tokens', and tokens_per_step={tokens_per_step!r}",
                     "pass tokens_per_step=<tokens per optimiser step> or add a tokens column",
                 )
-            frame["tokens"] = frame["step"].astype(float) * float(tokens_per_step)
+            frame["tokens"] = _numeric(frame, "step") * float(tokens_per_step)
         if mixture_columns is None:
             mixture_columns = [c for c in frame.columns if c.startswith(MIX_PREFIX)]
+        elif isinstance(mixture_columns, str) or not isinstance(mixture_columns, Sequence):
+            raise InputError(
+                "mixture_columns", f"got {mixture_columns!r}", "give a list of column names, e.g. ['mix_web']"
+            )
+        mixture_columns = [str(c) for c in mixture_columns]
         if not mixture_columns:
             raise InputError(
                 "mixture_columns",
@@ -129,10 +160,7 @@ class CurveTable:
             )
         _require(frame, list(mixture_columns))
         for column in ("loss", "tokens", "model_size"):
-            try:
-                frame[column] = frame[column].astype(float)
-            except (TypeError, ValueError):
-                raise InputError(column, "has non-numeric values", "give numbers") from None
+            frame[column] = _numeric(frame, column)
             values = frame[column].to_numpy()
             bad = ~np.isfinite(values) | (values <= 0)
             if bad.any():
@@ -142,6 +170,17 @@ class CurveTable:
                     f"{int(bad.sum())} values are not finite and positive "
                     f"(run {row['run']!r}, domain {row['domain']!r}: {row[column]!r})",
                     "drop or fix those rows",
+                )
+        for column in mixture_columns:
+            frame[column] = _numeric(frame, column)
+            values = frame[column].to_numpy()
+            bad = ~np.isfinite(values) | (values < 0)
+            if bad.any():
+                row = frame.iloc[int(np.flatnonzero(bad)[0])]
+                raise InputError(
+                    column,
+                    f"{int(bad.sum())} values are not finite and >= 0 (run {row['run']!r}: {row[column]!r})",
+                    "give each run's mixture share on every one of its rows",
                 )
         frame["run"] = frame["run"].astype(str)
         frame["domain"] = frame["domain"].astype(str)
@@ -157,7 +196,12 @@ class CurveTable:
         for column in [*mixture_columns, "model_size"]:
             if (per_run[column].nunique() > 1).any():
                 run = per_run[column].nunique().gt(1).idxmax()
-                raise InputError(column, f"run {run!r} has several values", "give each run one value")
+                values = ", ".join(f"{v:.6g}" for v in sorted(per_run[column].unique()[run])[:3])
+                raise InputError(
+                    column,
+                    f"run {run!r} has several values (it changes mid-run: {values}, ...)",
+                    "give each run one value on all its rows (a new mixture or size is a new run)",
+                )
         run_mix = per_run[list(mixture_columns)].first()
         run_mix.columns = [c[len(MIX_PREFIX) :] if c.startswith(MIX_PREFIX) else c for c in mixture_columns]
         run_mix = validate_mixtures(run_mix, field_name="mixture columns")
@@ -191,12 +235,16 @@ class CurveTable:
         if n_sizes < min_sizes:
             raise NotEnoughDataError(
                 "model_size",
-                f"{n_sizes} model size(s) ({list(self.model_sizes)}); the size law needs at least {min_sizes}",
+                f"{n_sizes} model size(s) ({', '.join(f'{n:.4g}' for n in self.model_sizes)}); "
+                f"the size law needs at least {min_sizes}",
                 "train the mixtures at more model sizes (3 or more make the size exponent identifiable)",
             )
 
     def select(self, *, max_tokens: float | None = None, max_model_size: float | None = None) -> CurveTable:
         """The checkpoints with ``tokens <= max_tokens`` of runs with ``model_size <= max_model_size``."""
+        for name, value in (("max_tokens", max_tokens), ("max_model_size", max_model_size)):
+            if value is not None and (not _is_real(value) or np.isnan(value)):
+                raise InputError(name, f"got {value!r}", "give a number, or None for no limit")
         keep = np.ones(len(self.frame), dtype=bool)
         if max_tokens is not None:
             keep &= self.frame["tokens"].to_numpy() <= max_tokens
@@ -210,6 +258,28 @@ class CurveTable:
             raise NotEnoughDataError("table", "no checkpoint left after the selection", "select less")
         table.check_enough()
         return table
+
+
+def _is_real(value: object) -> bool:
+    """True for real numbers (Python or numpy), never for bools or text."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
+    """``frame[column]`` as floats; numbers written as text (CSV) are read, bools and other text refused."""
+    series = frame[column]
+    if pd.api.types.is_bool_dtype(series) or (
+        series.dtype == object and any(isinstance(v, (bool, np.bool_)) for v in series)
+    ):
+        raise InputError(column, "has true/false values", "give numbers")
+    try:
+        return series.astype(float)
+    except (TypeError, ValueError):
+        raise InputError(column, "has non-numeric values", "give numbers") from None
 
 
 def _require(frame: pd.DataFrame, columns: Sequence[str]) -> None:

@@ -15,6 +15,7 @@ first time a target scale is asked for, and cached on the fit.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,10 +31,11 @@ from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
 from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
 from bayesmix.inference.fit import SAMPLERS, _fit_nuts
-from bayesmix.inference.predict import posterior_draws
+from bayesmix.inference.predict import check_seed, posterior_draws
 from bayesmix.laws.aggregation import ExplicitAggregation
 from bayesmix.laws.mixing import MixingLaw
 from bayesmix.laws.scaling import JointScalingLaw, ScalingLaw, SizeLaw, StepLaw
+from bayesmix.models.likelihood import check_likelihood
 from bayesmix.models.nested import (
     Curves,
     build_joint_model,
@@ -91,14 +93,36 @@ class NestedFit:
         return self.table.domains
 
 
-def _check_settings(draws: int, tune: int, chains: int, target_accept: float, sampler: str) -> None:
+def _check_settings(
+    draws: int, tune: int, chains: int, target_accept: float, sampler: str, **options: Any
+) -> None:
+    """Check fit_nested's arguments (before any model is built or sampled)."""
     for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if int(value) != value or value < low:
+        if not _is_number(value) or not float(value).is_integer() or value < low:
             raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
-    if not 0.5 <= target_accept < 1:
-        raise InputError("target_accept", f"got {target_accept}", "give a value in [0.5, 1), e.g. 0.9")
-    if sampler not in SAMPLERS:
+    if not _is_number(target_accept) or not 0.5 <= target_accept < 1:
+        raise InputError("target_accept", f"got {target_accept!r}", "give a value in [0.5, 1), e.g. 0.9")
+    if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise InputError("sampler", f"unknown sampler {sampler!r}", f"use one of {SAMPLERS}")
+    check_seed(options["seed"])
+    check_likelihood(options["likelihood"])
+    nu = options["nu"]
+    if not _is_number(nu) or not np.isfinite(float(nu)) or nu <= 0:
+        raise InputError("nu", f"got {nu!r}", "give the Student-t degrees of freedom, a number > 0 (e.g. 5)")
+    for name in ("run_effect", "strict", "progressbar"):
+        if not isinstance(options[name], bool | np.bool_):
+            raise InputError(name, f"got {options[name]!r}", "give True or False")
+
+
+def _is_number(value: Any) -> bool:
+    """A real number that fits a float (Python or numpy), never a bool or text."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
 
 
 def _sample(model: Any, settings: Mapping[str, Any], names: Sequence[str], stage: str, fitted_health: dict):
@@ -171,9 +195,22 @@ def fit_nested(
     """
     if not isinstance(table, CurveTable):
         raise InputError("table", f"got {type(table).__name__}", "build a CurveTable (CurveTable.from_long)")
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise InputError("method", f"unknown method {method!r}", f"use one of {METHODS}")
-    _check_settings(draws, tune, chains, target_accept, sampler)
+    _check_settings(
+        draws,
+        tune,
+        chains,
+        target_accept,
+        sampler,
+        seed=seed,
+        likelihood=likelihood,
+        nu=nu,
+        run_effect=run_effect,
+        strict=strict,
+        progressbar=progressbar,
+    )
+    table.check_enough()  # e.g. one model size: the size law's exponent would be prior only
     settings = {
         "sampler": sampler,
         "draws": int(draws),
@@ -389,13 +426,26 @@ def predict_target(
         Bad arguments, a mixture that was not observed when the mixing law cannot be fitted
         (too few mixtures), etc.
     """
-    if kind not in KINDS:
+    if not isinstance(fitted, NestedFit):
+        raise InputError("fitted", f"got {type(fitted).__name__}", "pass the result of fit_nested")
+    if not isinstance(kind, str) or kind not in KINDS:
         raise InputError("kind", f"unknown kind {kind!r}", f"use one of {KINDS}")
-    if via not in VIA:
+    if not isinstance(via, str) or via not in VIA:
         raise InputError("via", f"unknown value {via!r}", f"use one of {VIA}")
     for name, value in (("model_size", model_size), ("tokens", tokens)):
-        if not np.isfinite(value) or value <= 0:
-            raise InputError(name, f"got {value!r}", "give a positive number")
+        if not _is_number(value) or not np.isfinite(float(value)) or value < 1:
+            raise InputError(
+                name, f"got {value!r}", "give the target scale as a count >= 1, in the table's units"
+            )
+    check_seed(seed)
+    if max_draws is not None and (
+        not isinstance(max_draws, numbers.Integral) or isinstance(max_draws, bool | np.bool_) or max_draws < 1
+    ):
+        raise InputError("max_draws", f"got {max_draws!r}", "give a positive integer, or None for all draws")
+    if not isinstance(renormalise, bool | np.bool_):
+        raise InputError("renormalise", f"got {renormalise!r}", "give True or False")
+    shares = composition if composition is not None else dict.fromkeys(fitted.domains, 1.0)
+    aggregation = ExplicitAggregation(shares, list(fitted.domains))  # checked before any stage is fitted
     observed = fitted.mixtures
     if mixtures is None:
         frame = observed.copy()
@@ -427,8 +477,7 @@ def predict_target(
             misfit = params["sigma"][:, None, :] * rng.standard_normal(values.shape)
             values = values + misfit + noise[pick][:, None, :]
     domains = list(fitted.domains)
-    shares = composition if composition is not None else {d: 1.0 / len(domains) for d in domains}
-    total = ExplicitAggregation(shares, domains)(values)
+    total = aggregation(values)
     values = np.concatenate([values, total[..., None]], axis=-1)
     return xr.DataArray(
         values,

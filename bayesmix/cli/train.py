@@ -6,12 +6,14 @@ Registered in :mod:`bayesmix.cli.main` as ``bayesmix corpus list|build``, ``baye
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bayesmix.errors import BayesmixError, InputError
@@ -20,6 +22,12 @@ corpus_app = typer.Typer(
     help="The embedded default corpus: list its domains, build its cache.", no_args_is_help=True
 )
 console = Console()
+
+
+def _fail(exc: BayesmixError) -> typer.Exit:
+    """Print a documented error (escaped: user text may look like rich markup) and return the exit."""
+    console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
+    return typer.Exit(1)
 
 
 @corpus_app.command("list")
@@ -66,8 +74,7 @@ def corpus_build(
     try:
         corpus = load_embedded(domains, train_bytes=None, validation_bytes=None, cache_dir=cache)
     except BayesmixError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise _fail(exc) from exc
     table = Table("domain", "train docs", "train MB", "validation docs", "validation MB")
     for d in corpus.domains.values():
         table.add_row(
@@ -85,25 +92,40 @@ def corpus_build(
 
 def parse_mixture(text: str) -> dict[str, float]:
     """Parse ``"legal=0.5,code=0.5"`` into a mixture dict."""
-    mix = {}
+    mix: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
+        name = name.strip()
         try:
-            mix[name.strip()] = float(value)
+            share = float(value)
         except ValueError:
             sep = ""
-        if not sep:
+        if not sep or not name:
             raise InputError(
                 "--mixture", f"{part!r} is not domain=proportion", "write e.g. legal=0.5,code=0.5"
             )
+        if name in mix:
+            raise InputError("--mixture", f"names {name!r} twice", "give each domain once")
+        mix[name] = share
     return mix
 
 
 def _study(folder: Path, settings: Path | None):
-    from bayesmix.proxy.study import Study
+    from bayesmix.proxy.study import Study, check_settings
 
+    if folder.exists() and not folder.is_dir():
+        raise InputError("STUDY", f"{folder} is a file", "give the study's folder (it is created if missing)")
     if settings is not None:
-        return Study.create(folder, yaml.safe_load(settings.read_text(encoding="utf-8")) or {})
+        if not settings.is_file():
+            raise InputError("--settings", f"{settings} is not a file", "give a study.yaml file")
+        try:
+            values = yaml.safe_load(settings.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise InputError(
+                "--settings", f"{settings} is not readable YAML ({type(exc).__name__})", "fix the file"
+            ) from None
+        check_settings(values, f"--settings {settings}")  # errors name the file given
+        return Study.create(folder, values)
     if not (folder / "study.yaml").exists():
         console.print(f"creating study {folder} with default settings (embedded corpus, CPU ladder)")
         return Study.create(folder)
@@ -126,8 +148,9 @@ def train_cmd(
     from bayesmix.proxy.trainer import train_run
 
     try:
-        st = _study(study, settings)
         run = RunSpec.make(parse_mixture(mixture), model, steps, seed, run_id)
+        st = _study(study, settings)
+        st.check_runs([run])
         spec = st.model(model)
         prepared = st.prepare([spec.seq_len])
         for line in prepared.attributions:
@@ -148,8 +171,7 @@ def train_cmd(
                 ),
             )
     except BayesmixError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise _fail(exc) from exc
     table = Table("domain", "loss (nats/token)", "bits/byte")
     for d, (loss, bpb) in result.final.items():
         table.add_row(d, f"{loss:.4f}", f"{bpb:.4f}")
@@ -172,13 +194,18 @@ def sweep_cmd(
     from bayesmix.proxy.sweep import sweep
 
     try:
-        st = _study(study, settings)
+        limit = max(64, 4 * (os.cpu_count() or 1))
+        if not 0 <= workers <= limit:
+            raise InputError("--workers", f"is {workers}", f"give 0 (serial, in this process) to {limit}")
+        if threads is not None and not 1 <= threads <= limit:
+            raise InputError("--threads", f"is {threads}", f"give 1 to {limit} torch threads per worker")
         runs = load_plan(plan)
+        st = _study(study, settings)
+        st.check_runs(runs)
         executor = SerialExecutor() if workers == 0 else LocalProcessExecutor(workers, threads)
         report = sweep(st, runs, executor=executor, console=console)
     except BayesmixError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
+        raise _fail(exc) from exc
     console.print(
         f"finished {len(report.finished)}, skipped {len(report.skipped)} already finished, "
         f"failed {len(report.failed)} in {report.wall_s:.1f} s"

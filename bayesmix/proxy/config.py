@@ -14,7 +14,9 @@ al. (2020): ``6 (N + V d) + 6 L T d`` - forward and backward through every weigh
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import numbers
+import os
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +62,20 @@ class ModelSpec:
     tie_word_embeddings: bool = True
 
     def __post_init__(self) -> None:
-        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "seq_len"):
-            if int(getattr(self, key)) <= 0:
-                raise InputError(
-                    f"model {self.name!r}: {key}", f"is {getattr(self, key)}", "use a positive integer"
-                )
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError("model name", f"is {self.name!r}", "name every ladder entry, e.g. cpu-s")
+        for key in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "seq_len", "num_kv_heads"):
+            value = getattr(self, key)
+            if key == "num_kv_heads" and value is None:
+                continue
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value <= 0:
+                raise InputError(f"model {self.name!r}: {key}", f"is {value!r}", "use a positive integer")
+        if not isinstance(self.tie_word_embeddings, bool):
+            raise InputError(
+                f"model {self.name!r}: tie_word_embeddings",
+                f"is {self.tie_word_embeddings!r}",
+                "use true or false",
+            )
         if self.hidden_size % self.num_heads:
             raise InputError(
                 f"model {self.name!r}: num_heads",
@@ -101,26 +112,44 @@ def load_ladder(path: str | Path) -> dict[str, ModelSpec]:
     dict
         ``{name: ModelSpec}`` in file order.
     """
+    if not isinstance(path, str | os.PathLike) or not str(path).strip():
+        raise InputError("ladder", f"is {path!r}", "give a ladder YAML path, 'cpu' or 'gpu'")
     p = Path(path)
-    if not p.exists() and (LADDER_DIR / f"{path}.yaml").exists():
+    if not p.is_file() and (LADDER_DIR / f"{path}.yaml").is_file():
         p = LADDER_DIR / f"{path}.yaml"
-    if not p.exists():
+    if not p.is_file():
         raise InputError(
             "ladder", f"{path} is not a file or a shipped ladder", "give a YAML path, 'cpu' or 'gpu'"
         )
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    models = data.get("models")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(
+            str(p), f"is not valid YAML ({type(exc).__name__})", "fix the file's syntax"
+        ) from None
+    models = data.get("models") if isinstance(data, dict) else None
     if not isinstance(models, dict) or not models:
         raise InputError(str(p), "has no 'models' mapping", "add models: {name: {hidden_size: ..., ...}}")
     defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise InputError(f"{p}: defaults", f"is {defaults!r}", "write defaults: {seq_len: ...}")
+    allowed = [f.name for f in fields(ModelSpec) if f.name != "name"]
     out = {}
-    for name, fields in models.items():
-        try:
-            out[name] = ModelSpec(name=name, **{**defaults, **fields})
-        except TypeError as exc:
+    for name, entry in models.items():
+        if not isinstance(entry, dict):
             raise InputError(
-                f"{p}: model {name!r}", str(exc), "use the keys documented in bayesmix.proxy.config"
-            ) from exc
+                f"{p}: model {name!r}", f"is {entry!r}", "write {hidden_size: ..., num_layers: ...}"
+            )
+        unknown = sorted(str(k) for k in {**defaults, **entry} if k not in allowed)
+        if unknown:
+            raise InputError(f"{p}: model {name!r}", f"has unknown keys {unknown}", f"use {allowed}")
+        merged = {**defaults, **entry}
+        missing = [
+            k for k in ("hidden_size", "num_layers", "num_heads", "intermediate_size") if k not in merged
+        ]
+        if missing:
+            raise InputError(f"{p}: model {name!r}", f"lacks {missing}", "give them for every model")
+        out[str(name)] = ModelSpec(name=str(name), **merged)
     return out
 
 

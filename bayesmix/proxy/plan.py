@@ -27,6 +27,12 @@ import yaml
 
 from bayesmix.errors import InputError
 
+#: the most optimizer steps a run may ask for (more is a typo, and overflows the ledger's token counts)
+MAX_STEPS = 1_000_000_000
+#: seeds are stored in the ledger as SQLite integers
+MAX_SEED = 2**63 - 1
+MAX_ID_LENGTH = 200
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -44,6 +50,9 @@ class RunSpec:
         Optimizer steps.
     seed
         Seed of initialisation and data order.
+
+    Run ids name files in the study (``checkpoints/<id>.pt``), so they must be safe file names:
+    1-200 characters, no path separators or control characters, not starting with a dot.
     """
 
     id: str
@@ -59,6 +68,11 @@ class RunSpec:
         """Validate and normalise a run (drops zero shares, rounds to 12 digits, fills the id)."""
         if not isinstance(mixture, Mapping):
             raise InputError("mixture", f"got {mixture!r}", "give a mapping {domain: proportion}")
+        unnamed = [d for d in mixture if d is None or not str(d).strip()]
+        if unnamed:
+            raise InputError(
+                "mixture", f"{dict(mixture)} has an unnamed domain", "name every domain, e.g. legal=0.5"
+            )
         try:
             mix = {str(d): float(v) for d, v in mixture.items() if float(v) != 0.0}
         except (TypeError, ValueError):
@@ -73,15 +87,35 @@ class RunSpec:
                 "give non-negative proportions summing to 1",
             )
         mix = {d: round(v / total, 12) for d, v in sorted(mix.items())}
-        for name, value, low in (("steps", steps, 1), ("seed", seed, 0)):
-            if not _integral(value) or int(value) < low:
-                raise InputError(name, f"is {value!r}", f"use an integer >= {low}")
+        for name, value, low, high in (("steps", steps, 1, MAX_STEPS), ("seed", seed, 0, MAX_SEED)):
+            if not _integral(value) or not low <= int(value) <= high:
+                raise InputError(name, f"is {value!r}", f"use an integer from {low} to {high:,}")
         if not isinstance(model, str) or not model:
             raise InputError("model", f"is {model!r}", "name a ladder entry, e.g. cpu-s")
         if id is None:
             digest = hashlib.sha256(json.dumps(mix, sort_keys=True).encode()).hexdigest()[:8]
             id = f"{model}-{digest}-s{int(seed)}-n{int(steps)}"
+        check_run_id(str(id))
         return RunSpec(id=str(id), mixture=mix, model=str(model), steps=int(steps), seed=int(seed))
+
+
+def check_run_id(run_id: Any, field: str = "id") -> None:
+    """Raise :class:`InputError` unless ``run_id`` is a safe file name (see :class:`RunSpec`)."""
+    text = run_id if isinstance(run_id, str) else None
+    if (
+        text is None
+        or not 1 <= len(text) <= MAX_ID_LENGTH
+        or text != text.strip()
+        or text.startswith(".")
+        or any(c in text for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in text)
+    ):
+        raise InputError(
+            field,
+            f"run id {run_id!r} is not a safe file name (it names the run's checkpoint file)",
+            "use 1-200 characters without '/', '\\' or control characters, not starting with '.' "
+            "or a space, e.g. r01",
+        )
 
 
 def _integral(value: Any) -> bool:
@@ -117,7 +151,8 @@ def load_plan(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
     """
     p = Path(path)
     if not p.is_file():
-        raise InputError("plan", f"{p} does not exist", "give a YAML, JSON or CSV plan file")
+        problem = "is not a file" if p.exists() else "does not exist"
+        raise InputError("plan", f"{p} {problem}", "give a YAML, JSON or CSV plan file")
     base = dict(defaults or {})
     rows: list[dict[str, Any]]
     if p.suffix.lower() == ".csv":

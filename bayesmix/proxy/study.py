@@ -20,18 +20,22 @@ Layout::
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+import inspect
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bayesmix.data.corpus import Corpus, load_embedded, load_local
+from bayesmix.data.corpus import DOMAINS, Corpus, load_embedded, load_local
 from bayesmix.data.ledger import Ledger
 from bayesmix.data.tokenizer import Tokenizer, auto_tokenizer, gpt2_tokenizer, train_bpe
 from bayesmix.errors import InputError
 from bayesmix.proxy.config import ModelSpec, load_ladder
 from bayesmix.proxy.data import TokenizedCorpus, tokenize_corpus
+from bayesmix.proxy.plan import RunSpec
 from bayesmix.proxy.trainer import TrainConfig
 
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -69,20 +73,33 @@ class Study:
             raise InputError(
                 "study", f"{path} does not exist", "create the study first (Study.create or `corpus build`)"
             )
-        self.settings = _merge(DEFAULT_SETTINGS, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+        self.settings = check_settings(_read_yaml(path), str(path))
         self.train_config = TrainConfig(**self.settings["train"])
-        self.ladder: dict[str, ModelSpec] = load_ladder(self.settings["ladder"])
+        try:
+            self.ladder: dict[str, ModelSpec] = load_ladder(self.settings["ladder"])
+        except InputError as err:
+            raise InputError(f"{path}: ladder ({err.field})", err.problem, err.fix) from None
 
     @classmethod
     def create(
         cls, folder: str | Path, settings: dict[str, Any] | None = None, overwrite: bool = False
     ) -> Study:
-        """Write ``study.yaml`` (defaults merged with ``settings``) and return the study."""
+        """Write ``study.yaml`` (defaults merged with ``settings``) and return the study.
+
+        Raises
+        ------
+        InputError
+            Settings of the wrong shape or type (nothing is written then), a folder that is a
+            file, or a ``study.yaml`` there with other settings.
+        """
         folder = Path(folder)
         path = folder / "study.yaml"
-        merged = _merge(DEFAULT_SETTINGS, settings or {})
+        if folder.exists() and not folder.is_dir():
+            raise InputError("study", f"{folder} is a file", "give a folder for the study")
+        merged = check_settings(settings, "settings")
+        load_ladder(merged["ladder"])
         if path.exists() and not overwrite:
-            old = _merge(DEFAULT_SETTINGS, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+            old = _merge(DEFAULT_SETTINGS, _read_yaml(path) or {})
             if old != merged:
                 raise InputError(
                     "study",
@@ -106,6 +123,33 @@ class Study:
     def checkpoint_path(self, run_id: str) -> Path:
         """Checkpoint file of a run."""
         return self.folder / "checkpoints" / f"{run_id}.pt"
+
+    @property
+    def domains(self) -> list[str]:
+        """Domains of the study's corpus, from the settings (without loading the corpus)."""
+        corpus = self.settings["corpus"]
+        if corpus.get("kind", "embedded") == "local":
+            return [str(d) for d in corpus["paths"]]
+        return [str(d) for d in (corpus.get("domains") or DOMAINS)]
+
+    def check_runs(self, runs: Sequence[RunSpec]) -> None:
+        """Refuse planned runs this study cannot train, before any data is prepared.
+
+        Raises
+        ------
+        InputError
+            A run names a model that is not in the ladder, or a domain the corpus lacks.
+        """
+        domains = set(self.domains)
+        for run in runs:
+            self.model(run.model)
+            unknown = sorted(set(run.mixture) - domains)
+            if unknown:
+                raise InputError(
+                    f"run {run.id} mixture",
+                    f"names domains {unknown} that the study's corpus lacks",
+                    f"use domains among {self.domains}",
+                )
 
     def model(self, name: str) -> ModelSpec:
         """Return a ladder entry by name."""
@@ -162,6 +206,128 @@ class Study:
     def data(self, prepared: Prepared, seq_len: int) -> TokenizedCorpus:
         """Load the tokenized data of one sequence length."""
         return TokenizedCorpus.load(prepared.data_paths[seq_len])
+
+
+def _read_yaml(path: Path) -> Any:
+    """Parse a YAML file; unreadable or invalid files raise :class:`InputError` naming the file."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be read ({exc.strerror})", "give a readable YAML file") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(
+            str(path),
+            f"is not valid YAML ({type(exc).__name__})",
+            "fix the file's syntax (see the Study docs)",
+        ) from None
+
+
+def _count(value: Any, low: int = 1) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+#: corpus settings and the loader each kind goes to (the loader's keyword arguments are its settings)
+_CORPUS_LOADERS = {"embedded": load_embedded, "local": load_local}
+_TOKENIZER_KINDS = ("bpe", "gpt2", "auto")
+
+
+def check_settings(settings: Any, where: str = "study.yaml") -> dict[str, Any]:
+    """Merge ``settings`` over :data:`DEFAULT_SETTINGS` and check every known key's shape and type.
+
+    Parameters
+    ----------
+    settings
+        The parsed ``study.yaml`` (a mapping, or None for the defaults). Keys other than the
+        study's own (``corpus``, ``tokenizer``, ``ladder``, ``max_eval_tokens``, ``train``) are
+        kept unchecked for the layers that own them (e.g. ``project``).
+    where
+        Named in errors (the file).
+
+    Returns
+    -------
+    dict
+        The merged settings.
+
+    Raises
+    ------
+    InputError
+        Naming the key (``<where>: train.lr``) and the fix.
+    """
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise InputError(where, f"is a {type(settings).__name__}, not a mapping", "write key: value settings")
+    for key in ("corpus", "tokenizer", "train"):
+        if key in settings and not isinstance(settings[key], dict):
+            raise InputError(
+                f"{where}: {key}", f"is {settings[key]!r}, not a mapping", f"write {key}: {{...}}"
+            )
+    merged = _merge(DEFAULT_SETTINGS, settings)
+    corpus = merged["corpus"]
+    kind = corpus.get("kind", "embedded")
+    if kind not in _CORPUS_LOADERS:
+        raise InputError(f"{where}: corpus.kind", f"is {kind!r}", f"use one of {list(_CORPUS_LOADERS)}")
+    allowed = ["kind", *inspect.signature(_CORPUS_LOADERS[kind]).parameters]
+    unknown = sorted(str(k) for k in corpus if k not in allowed)
+    if unknown:
+        raise InputError(f"{where}: corpus", f"has unknown keys {unknown} for kind {kind}", f"use {allowed}")
+    if kind == "local":
+        paths = corpus.get("paths")
+        if not isinstance(paths, dict) or not paths:
+            raise InputError(
+                f"{where}: corpus.paths", f"is {paths!r}", "write paths: {domain: folder or file}"
+            )
+    if (
+        "domains" in corpus
+        and corpus["domains"] is not None
+        and (
+            not isinstance(corpus["domains"], list) or not all(isinstance(d, str) for d in corpus["domains"])
+        )
+    ):
+        raise InputError(
+            f"{where}: corpus.domains", f"is {corpus['domains']!r}", "write a list of domain names"
+        )
+    for key in ("train_bytes", "validation_bytes"):
+        if corpus.get(key) is not None and not _count(corpus[key]):
+            raise InputError(
+                f"{where}: corpus.{key}", f"is {corpus[key]!r}", "give a positive integer, or null"
+            )
+    fraction = corpus.get("val_fraction", 0.1)
+    if not isinstance(fraction, numbers.Real) or isinstance(fraction, bool) or not 0 < fraction < 1:
+        raise InputError(f"{where}: corpus.val_fraction", f"is {fraction!r}", "give a fraction in (0, 1)")
+    tokenizer = merged["tokenizer"]
+    tok_kind = tokenizer.get("kind", "bpe")
+    if tok_kind not in _TOKENIZER_KINDS:
+        raise InputError(f"{where}: tokenizer.kind", f"is {tok_kind!r}", f"use one of {_TOKENIZER_KINDS}")
+    if tok_kind == "bpe" and not _count(tokenizer.get("vocab_size", 4096), 300):
+        raise InputError(
+            f"{where}: tokenizer.vocab_size",
+            f"is {tokenizer['vocab_size']!r}",
+            "give an integer from 300 to 65536",
+        )
+    if tok_kind == "auto" and not isinstance(tokenizer.get("path"), str):
+        raise InputError(
+            f"{where}: tokenizer.path", f"is {tokenizer.get('path')!r}", "give the tokenizer's folder"
+        )
+    if not isinstance(merged["ladder"], str) or not merged["ladder"].strip():
+        raise InputError(
+            f"{where}: ladder", f"is {merged['ladder']!r}", "give 'cpu', 'gpu' or a ladder YAML path"
+        )
+    if not _count(merged["max_eval_tokens"]):
+        raise InputError(
+            f"{where}: max_eval_tokens",
+            f"is {merged['max_eval_tokens']!r}",
+            "give a positive integer, e.g. 8192",
+        )
+    known = [f.name for f in fields(TrainConfig)]
+    unknown = sorted(str(k) for k in merged["train"] if k not in known)
+    if unknown:
+        raise InputError(f"{where}: train", f"has unknown keys {unknown}", f"use {known}")
+    try:
+        TrainConfig(**merged["train"])
+    except InputError as err:
+        raise InputError(f"{where}: train.{err.field}", err.problem, err.fix) from None
+    return merged
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

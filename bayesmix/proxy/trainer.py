@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,6 +32,9 @@ from bayesmix.proxy.evaluate import eval_steps, evaluate
 from bayesmix.proxy.plan import RunSpec
 from bayesmix.proxy.sampler import MixtureSampler
 from bayesmix.proxy.schedule import SCHEDULES, learning_rate
+
+#: the ``device`` settings :func:`bayesmix.proxy.device.resolve` accepts
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -80,13 +85,41 @@ class TrainConfig:
     compile: str | bool = "auto"
 
     def __post_init__(self) -> None:
-        if self.schedule not in SCHEDULES:
+        if not isinstance(self.schedule, str) or self.schedule not in SCHEDULES:
             raise InputError("schedule", f"is {self.schedule!r}", f"use one of {SCHEDULES}")
-        for key in ("batch_size", "n_evals", "eval_batch_size"):
-            if getattr(self, key) < 1:
-                raise InputError(key, f"is {getattr(self, key)}", "use a positive integer")
-        if not self.lr > 0:
-            raise InputError("lr", f"is {self.lr}", "use a positive learning rate")
+        for key, low in (
+            ("batch_size", 1),
+            ("n_evals", 1),
+            ("eval_batch_size", 1),
+            ("warmup_steps", 0),
+            ("checkpoint_every", 0),
+        ):
+            value = getattr(self, key)
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+                raise InputError(key, f"is {value!r}", f"use an integer >= {low}")
+        for key, low, high, fix in (
+            ("lr", 0.0, math.inf, "use a positive learning rate, e.g. 0.003"),
+            ("weight_decay", 0.0, math.inf, "use a number >= 0, e.g. 0.1"),
+            ("beta1", 0.0, 1.0, "use a number in [0, 1), e.g. 0.9"),
+            ("beta2", 0.0, 1.0, "use a number in [0, 1), e.g. 0.95"),
+            ("grad_clip", 0.0, math.inf, "use a number >= 0 (0 turns clipping off), e.g. 1.0"),
+        ):
+            value = getattr(self, key)
+            positive = key == "lr"
+            if (
+                not isinstance(value, numbers.Real)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or not (low < value if positive else low <= value)
+                or not value < high
+            ):
+                raise InputError(key, f"is {value!r}", fix)
+        if not isinstance(self.keep_checkpoint, bool):
+            raise InputError("keep_checkpoint", f"is {self.keep_checkpoint!r}", "use true or false")
+        if self.device not in DEVICES:
+            raise InputError("device", f"is {self.device!r}", f"use one of {DEVICES}")
+        if self.compile != "auto" and not isinstance(self.compile, bool):
+            raise InputError("compile", f"is {self.compile!r}", "use auto, true or false")
 
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-able dict."""

@@ -410,15 +410,17 @@ def optimum_loss(
     target: Any = None,
     max_draws: int | None = None,
     seed: int = 0,
-    bins: int = 40,
+    bins: int | None = None,
     ax: Any = None,
 ) -> Any:
     """Posterior of the target loss at the optimum ``r*`` and at the reference mixture.
 
     Histograms (densities) of the law's expected target loss on the same posterior draws at both
     mixtures (recomputed by :func:`~bayesmix.report.optimum_draws`), their means as vertical
-    lines, and ``P(beats reference)`` on those draws in the title. A point fit has one draw:
-    only the lines are drawn.
+    lines, and ``P(beats reference)`` on those draws in the title. That probability compares the
+    two mixtures draw by draw (paired), so it can be close to 1 while the two histograms overlap:
+    much of the uncertainty is shared by both mixtures. A point fit has one draw: only the lines
+    are drawn.
 
     Parameters
     ----------
@@ -430,7 +432,7 @@ def optimum_loss(
         Passed to :func:`~bayesmix.report.optimum_draws` (give the ``target`` and ``seed`` you
         gave :func:`bayesmix.optimise` when the target was a mapping or a function).
     bins
-        Histogram bins.
+        Histogram bins; default ``1.5 sqrt(draws)`` between 10 and 40.
     ax
         Axes to draw on; ``None`` makes a new figure.
 
@@ -439,8 +441,10 @@ def optimum_loss(
     matplotlib.figure.Figure
     """
     draws = optimum_draws(idata, result, target=target, max_draws=max_draws, seed=seed)
-    if not isinstance(bins, int | np.integer) or bins < 1:
-        raise InputError("bins", f"got {bins!r}", "give a positive integer")
+    if bins is None:
+        bins = int(np.clip(1.5 * np.sqrt(len(draws)), 10, 40))
+    if not isinstance(bins, int | np.integer) or isinstance(bins, bool) or bins < 1:
+        raise InputError("bins", f"got {bins!r}", "give a positive integer, or None")
     ax = _axes(ax, (6.5, 4.2))
     values = draws.to_numpy()
     edges = np.histogram_bin_edges(values.ravel(), bins=int(bins)) if len(draws) > 1 else None

@@ -309,7 +309,7 @@ def _interaction_findings(fit: _arviz.InferenceData, name: str, prob: float) -> 
 def _health_findings(name: str, health: SamplerHealth) -> list[Finding]:
     if health.method != "nuts":
         message = (
-            f"{name} is a {health.method} point fit: it has no posterior uncertainty, so its intervals hold only "
+            f"{name[0].upper()}{name[1:]} is a {health.method} point fit: it has no posterior uncertainty, so its intervals hold only "
             f"run noise and every probability it reports is 0 or 1; fit with NUTS to know how sure to be."
         )
         return [Finding("point_fit", message, {"fit": name, "method": health.method})]
@@ -355,7 +355,7 @@ def _fit_findings(
     ratio = n_mixtures / per_domain
     if ratio < runs_per_parameter:
         message = (
-            f"{name} has {n_mixtures} observed mixtures for {per_domain} parameters per domain's law "
+            f"{name[0].upper()}{name[1:]} has {n_mixtures} observed mixtures for {per_domain} parameters per domain's law "
             f"({ratio:.1f} per parameter, below the rule of thumb of {runs_per_parameter:g}): the law is held up "
             f"mostly by its priors; add runs or merge rare training domains."
         )

@@ -16,14 +16,18 @@ from rich.table import Table
 
 import bayesmix as bm
 from bayesmix.cli.train import corpus_app, sweep_cmd, train_cmd
+from bayesmix.cli.workflow import optimise_cmd, quickstart_cmd, report_cmd, runs_app, suggest_cmd
 from bayesmix.errors import BayesmixError
 
 app = typer.Typer(
     help=(
         "bayesmix: which pretraining data mixture to train on, and how sure we are.\n\n"
-        "Fit Bayesian data mixing laws to proxy runs (fit), predict any mixture's loss with "
-        "credible intervals (predict), train proxies on real text (corpus, train, sweep). "
-        "Start with `bayesmix demo`."
+        "The workflow on a project folder: train proxies on real text (corpus, train, sweep), "
+        "manage runs (runs), fit the nested Bayesian laws (fit), choose the mixture with credible "
+        "intervals (optimise), propose the next runs (suggest) and write a report (report). "
+        "`bayesmix quickstart` runs all of it on the embedded corpus; `bayesmix demo` is a "
+        "one-minute fit and predict on simulated runs. Run tables (CSV/Parquet) work too: "
+        "`bayesmix fit runs.csv`, `bayesmix predict fit.nc mixtures.csv`."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -31,6 +35,11 @@ app = typer.Typer(
 app.add_typer(corpus_app, name="corpus")
 app.command("train")(train_cmd)
 app.command("sweep")(sweep_cmd)
+app.add_typer(runs_app, name="runs")
+app.command("optimise")(optimise_cmd)
+app.command("suggest")(suggest_cmd)
+app.command("report")(report_cmd)
+app.command("quickstart")(quickstart_cmd)
 console = Console()
 
 LAWS = {"mixing": "per-domain M4 law (the paper's)", "implicit": "implicit aggregation", "linear": "linear"}
@@ -40,7 +49,9 @@ def _law(name: str, exponent: str, components: int) -> bm.Law:
     try:
         value: float | str = exponent if exponent == "learn" else float(exponent)
     except ValueError:
-        raise bm.InputError("--exponent", f"got {exponent!r}", "give a number such as 1, or 'learn'") from None
+        raise bm.InputError(
+            "--exponent", f"got {exponent!r}", "give a number such as 1, or 'learn'"
+        ) from None
     if name == "mixing":
         return bm.MixingLaw(exponent=value)
     if name == "implicit":
@@ -76,7 +87,11 @@ def _interval_table(summary: pd.DataFrame, title: str, truth: pd.Series | None =
 @app.command()
 def fit(
     runs: Path = typer.Argument(
-        ..., help="Run table: CSV or Parquet, one row per run (wide) or per run and domain (long)."
+        ...,
+        help=(
+            "Run table: CSV or Parquet, one row per run (wide) or per run and domain (long); "
+            "or a project folder (fits the nested laws to its ledger into <project>/fits/)."
+        ),
     ),
     out: Path = typer.Option(Path("fit.nc"), help="Where to write the fit (a .nc file and a .json sidecar)."),
     layout: str = typer.Option(
@@ -99,7 +114,10 @@ def fit(
     ),
     strict: bool = typer.Option(False, help="Fail (exit 3) on divergences, r_hat > 1.01 or low ESS."),
 ) -> None:
-    """Fit a mixing law to a run table and save the posterior."""
+    """Fit a mixing law to a run table (or the nested laws to a project's runs) and save the posterior."""
+    if runs.is_dir():
+        _fit_project(runs, strict)
+        return
     try:
         chosen = _law(law, exponent, components)
         table = bm.RunTable.read(runs, layout=layout, renormalise=renormalise)
@@ -126,6 +144,23 @@ def fit(
     console.print(f"Sampler: {health}")
     console.print(f"Saved {path} and {path.with_suffix('.json')}")
     if strict and not health.ok:
+        raise typer.Exit(code=3)
+
+
+def _fit_project(folder: Path, strict: bool) -> None:
+    from bayesmix.project import Project, steps
+
+    try:
+        project = Project(folder)
+        console.print(f"Fitting the nested laws to the finished runs of {folder}")
+        nested = steps.fit_project(project, progressbar=True)
+    except BayesmixError as err:
+        _fail(err)
+        return
+    for line in steps.health_lines(nested.health):
+        console.print(f"Sampler {line}")
+    console.print(f"Saved {project.nested_dir} and {project.proxy_fit_path}")
+    if strict and not all(h.ok for h in nested.health.values()):
         raise typer.Exit(code=3)
 
 

@@ -30,6 +30,7 @@ from bayesmix.errors import IncompatibleFileError, InputError
 
 SCHEMA_VERSION = 1
 STATUSES = ("planned", "running", "finished", "failed")
+UNKNOWN_BPB = -1.0  # bits per byte of an evaluation that did not measure them (imported runs)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -243,6 +244,9 @@ class Ledger:
     ) -> None:
         """Record one evaluation: ``{domain: (loss, bits_per_byte)}`` at ``step`` (replaces a re-run).
 
+        ``bits_per_byte = UNKNOWN_BPB`` (-1) records that they were not measured (imported runs);
+        :meth:`to_long_table` exports them as NaN.
+
         Raises
         ------
         InputError
@@ -337,6 +341,7 @@ class Ledger:
             }
         )
         table = evals.merge(meta, on="run", how="inner")
+        table["bits_per_byte"] = table["bits_per_byte"].where(table["bits_per_byte"] >= 0)  # unknown -> NaN
         table = table.astype(
             {"step": "int64", "tokens": "int64", "model_size": "int64", "model_size_total": "int64"}
         )

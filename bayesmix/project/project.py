@@ -1,0 +1,287 @@
+"""A project folder and its settings.
+
+A project is a proxy-training study folder (:class:`bayesmix.proxy.study.Study`: ``study.yaml``,
+``ledger.sqlite``, caches, checkpoints) plus the artefacts of the method::
+
+    <project>/study.yaml            corpus, tokenizer, ladder, training, and a ``project:`` section
+    <project>/ledger.sqlite         every run and its evaluations (the source of truth)
+    <project>/fits/nested/          the nested scaling-law fit (bayesmix.save_nested)
+    <project>/fits/proxy.nc         the mixing law on the final losses of the largest proxy size
+    <project>/optimum.json          the chosen mixture at the target scale, with intervals
+    <project>/suggestions.yaml      the designer's next runs, a plan file for `bayesmix sweep`
+    <project>/report/               report.html (self-contained) and report.md
+
+The ``project:`` section of ``study.yaml`` (every key optional; see :class:`ProjectSettings`)::
+
+    project:
+      sizes: [cpu-xs, cpu-s]          # ladder entries the proxies are trained at
+      steps: 200                      # optimiser steps of each proxy run
+      min_step: 10                    # checkpoints before this step (warm-up) are not fitted
+      n_mixtures: 10                  # mixtures of the initial design
+      target: {model: cpu-xl, tokens_factor: 10}   # or {model_size: 1.0e9, tokens: 1.0e11}
+      objective: mean                 # mean validation loss; or a domain; or {domain: weight}
+      reference: natural              # natural (domains in proportion to their text), uniform,
+                                      # or {domain: share}
+      acquisition: thompson           # the designer's acquisition for `suggest`
+      n_suggest: 4
+      fit: {draws: 500, tune: 500, chains: 2}
+      seed: 0
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmix.data.curves import CurveTable
+from bayesmix.data.runs import RunTable
+from bayesmix.errors import InputError, NotEnoughDataError
+from bayesmix.proxy.config import count_params
+from bayesmix.proxy.study import Study
+
+REFERENCES = ("natural", "uniform")
+
+
+@dataclass(frozen=True)
+class ProjectSettings:
+    """The ``project:`` section of ``study.yaml`` (see the module docstring).
+
+    Attributes
+    ----------
+    sizes
+        Ladder entries (model sizes) the proxies are trained at; two or more for the nested laws.
+    steps
+        Optimiser steps of every proxy run (the trainer evaluates ``train.n_evals`` log-spaced
+        checkpoints, which the steps law is fitted on).
+    min_step
+        Checkpoints before this step are left out of the scaling fits: during warm-up and the
+        first steps the loss falls from ``ln V`` in a way no power law of steps describes.
+    n_mixtures
+        Mixtures of the initial space-filling design (each trained at every size).
+    target
+        Target scale: ``{"model": <ladder entry>, "tokens_factor": f}`` (the entry's
+        non-embedding parameters, ``f`` times the proxies' tokens) or
+        ``{"model_size": N, "tokens": D}``.
+    objective
+        ``"mean"`` (mean validation loss over domains), a validation domain, or ``{domain: weight}``.
+    reference
+        The mixture the optimum is compared with: ``"natural"`` (each domain in proportion to
+        its training text), ``"uniform"`` or ``{domain: share}``.
+    acquisition, n_suggest
+        The designer's acquisition and batch size for ``suggest``.
+    fit
+        NUTS settings (``draws``, ``tune``, ``chains``, ``target_accept``).
+    seed
+        Seed of the design, the fits and the optimiser.
+    """
+
+    sizes: tuple[str, ...] = ("cpu-xs", "cpu-s")
+    steps: int = 200
+    min_step: int = 10
+    n_mixtures: int = 10
+    target: dict[str, Any] = field(default_factory=lambda: {"model": "cpu-xl", "tokens_factor": 10.0})
+    objective: str | dict[str, float] = "mean"
+    reference: str | dict[str, float] = "natural"
+    acquisition: str = "thompson"
+    n_suggest: int = 4
+    fit: dict[str, Any] = field(default_factory=lambda: {"draws": 500, "tune": 500, "chains": 2})
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any] | None) -> ProjectSettings:
+        """Validate the ``project:`` section; every problem names its key and the fix."""
+        raw = dict(raw or {})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InputError(
+                "project", f"unknown keys {sorted(unknown)}", f"use only {sorted(cls.__dataclass_fields__)}"
+            )
+        out = cls(**{k: tuple(v) if k == "sizes" and isinstance(v, list) else v for k, v in raw.items()})
+        out.check()
+        return out
+
+    def check(self) -> None:
+        """Raise :class:`InputError` for a setting that cannot work."""
+        if (
+            not isinstance(self.sizes, tuple)
+            or not self.sizes
+            or not all(isinstance(s, str) for s in self.sizes)
+        ):
+            raise InputError(
+                "project.sizes", f"is {self.sizes!r}", "list ladder entries, e.g. [cpu-xs, cpu-s]"
+            )
+        for name, low in (("steps", 10), ("min_step", 0), ("n_mixtures", 2), ("n_suggest", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise InputError(f"project.{name}", f"is {value!r}", f"use an integer >= {low}")
+        target = self.target
+        if not isinstance(target, Mapping) or not (
+            {"model", "tokens_factor"} == set(target) or {"model_size", "tokens"} == set(target)
+        ):
+            raise InputError(
+                "project.target",
+                f"is {target!r}",
+                "give {model: <ladder entry>, tokens_factor: 10} or {model_size: N, tokens: D}",
+            )
+        for key, value in target.items():
+            if key != "model" and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not np.isfinite(value)
+                or value <= 0
+            ):
+                raise InputError(f"project.target.{key}", f"is {value!r}", "give a positive number")
+        if not isinstance(self.fit, Mapping) or set(self.fit) - {"draws", "tune", "chains", "target_accept"}:
+            raise InputError(
+                "project.fit", f"is {self.fit!r}", "give any of draws, tune, chains, target_accept"
+            )
+        if isinstance(self.reference, str) and self.reference not in REFERENCES:
+            raise InputError(
+                "project.reference", f"is {self.reference!r}", f"use {REFERENCES} or {{domain: share}}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as plain YAML-able data."""
+        out = asdict(self)
+        out["sizes"] = list(self.sizes)
+        return out
+
+
+class Project:
+    """A project folder (see the module docstring).
+
+    Parameters
+    ----------
+    folder
+        The folder; it must hold ``study.yaml`` (see :meth:`create`).
+    """
+
+    def __init__(self, folder: str | Path):
+        self.study = Study(folder)
+        self.folder = self.study.folder
+        self.settings = ProjectSettings.from_dict(self.study.settings.get("project"))
+        for size in self.settings.sizes:
+            self.study.model(size)
+        if "model" in self.settings.target:
+            self.study.model(self.settings.target["model"])
+
+    @classmethod
+    def create(
+        cls, folder: str | Path, settings: Mapping[str, Any] | None = None, overwrite: bool = False
+    ) -> Project:
+        """Write ``study.yaml`` (study defaults + ``settings``; its ``project`` key validated) and open it."""
+        settings = dict(settings or {})
+        settings["project"] = ProjectSettings.from_dict(settings.get("project")).to_dict()
+        Study.create(folder, settings, overwrite=overwrite)
+        return cls(folder)
+
+    # ---- where things live ---------------------------------------------------------------------
+
+    @property
+    def nested_dir(self) -> Path:
+        """The saved nested fit."""
+        return self.folder / "fits" / "nested"
+
+    @property
+    def proxy_fit_path(self) -> Path:
+        """The mixing-law fit on the largest proxy size's final losses."""
+        return self.folder / "fits" / "proxy.nc"
+
+    @property
+    def optimum_path(self) -> Path:
+        """The chosen mixture (JSON)."""
+        return self.folder / "optimum.json"
+
+    @property
+    def suggestions_path(self) -> Path:
+        """The designer's next runs (a plan file)."""
+        return self.folder / "suggestions.yaml"
+
+    @property
+    def report_dir(self) -> Path:
+        """The report folder."""
+        return self.folder / "report"
+
+    # ---- what the settings mean ----------------------------------------------------------------
+
+    @property
+    def domains(self) -> list[str]:
+        """Training (and validation) domains of the study's corpus."""
+        spec = self.study.settings["corpus"]
+        if spec.get("kind", "embedded") == "embedded":
+            from bayesmix.data.corpus import SOURCES
+
+            return list(spec.get("domains") or [s.domain for s in SOURCES])
+        return list(spec["paths"])
+
+    def objective(self) -> str | dict[str, float]:
+        """The optimiser's target (``"mean"``, a domain, or weights)."""
+        return self.settings.objective
+
+    def designer_target(self) -> str | dict[str, float]:
+        """The objective as the designer takes it (a domain or weights)."""
+        objective = self.settings.objective
+        if objective == "mean":
+            return {d: 1.0 / len(self.domains) for d in self.domains}
+        return objective
+
+    def reference(self) -> dict[str, float]:
+        """The reference mixture (see :class:`ProjectSettings`)."""
+        ref = self.settings.reference
+        domains = self.domains
+        if ref == "uniform":
+            return {d: 1.0 / len(domains) for d in domains}
+        if ref == "natural":
+            corpus = self.study.load_corpus()
+            sizes = {d: float(corpus.domains[d].train_bytes) for d in domains}
+            total = sum(sizes.values())
+            return {d: v / total for d, v in sizes.items()}
+        return {str(k): float(v) for k, v in ref.items()}
+
+    def proxy_tokens(self) -> int:
+        """Training tokens of every proxy run (steps x batch x sequence length)."""
+        seq_len = self.study.model(self.settings.sizes[0]).seq_len
+        return int(self.settings.steps * self.study.train_config.batch_size * seq_len)
+
+    def target_scale(self) -> tuple[float, float]:
+        """The target ``(model_size, tokens)`` (non-embedding parameters, training tokens)."""
+        target = self.settings.target
+        if "model" in target:
+            spec = self.study.model(target["model"])
+            size = float(count_params(spec, vocab_size=1)[0])  # the non-embedding count needs no vocabulary
+            return size, float(target["tokens_factor"]) * self.proxy_tokens()
+        return float(target["model_size"]), float(target["tokens"])
+
+    # ---- data from the ledger ------------------------------------------------------------------
+
+    def long_table(self) -> pd.DataFrame:
+        """Every finished run's evaluations (the ledger's long table)."""
+        frame = self.study.ledger.to_long_table()
+        if frame.empty:
+            raise NotEnoughDataError(
+                "ledger",
+                f"{self.folder / 'ledger.sqlite'} has no finished run",
+                "train runs first (bayesmix sweep)",
+            )
+        return frame
+
+    def curves(self) -> CurveTable:
+        """The finished runs' loss curves from step ``min_step`` on, for the nested fit."""
+        frame = self.long_table()
+        return CurveTable.from_long(frame[frame["step"] >= self.settings.min_step])
+
+    def final_runs(self, model_size: float | None = None) -> RunTable:
+        """Final-checkpoint losses of the runs of one model size (default: the largest trained)."""
+        frame = self.long_table()
+        size = float(frame["model_size"].max()) if model_size is None else float(model_size)
+        frame = frame[frame["model_size"] == size]
+        if frame.empty:
+            raise InputError("model_size", f"no finished run has {size:g} parameters", "pick a trained size")
+        last = frame.groupby("run")["step"].transform("max") == frame["step"]
+        columns = ["run", "domain", "loss", *(c for c in frame.columns if c.startswith("mix_"))]
+        return RunTable.from_long(frame.loc[last, columns])

@@ -1,0 +1,259 @@
+"""The steps of the workflow on a project folder: design, train, fit, choose, suggest.
+
+Each step reads what the earlier ones wrote (the ledger, ``fits/``) and writes its own artefact,
+so the CLI can run them one at a time (``bayesmix sweep|fit|optimise|suggest``) or all at once
+(``bayesmix quickstart``), and a step can be rerun after more runs were trained.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from bayesmix.design.initial import space_filling
+from bayesmix.errors import InputError, SamplerHealthError, SamplerHealthWarning
+from bayesmix.inference.diagnostics import SamplerHealth
+from bayesmix.inference.nested import NestedFit, fit_nested
+from bayesmix.inference.nested_io import load_nested, save_nested
+from bayesmix.inference.nested_target import target_fit
+from bayesmix.optimise.constraints import build_box
+from bayesmix.optimise.report import OptimisationResult
+from bayesmix.project.project import Project
+from bayesmix.proxy.plan import RunSpec, save_plan
+from bayesmix.proxy.sweep import SweepReport
+from bayesmix.versions import package_versions
+
+
+def initial_plan(project: Project) -> list[RunSpec]:
+    """The initial design: ``n_mixtures`` space-filling mixtures, each at every proxy size."""
+    settings = project.settings
+    domains = project.domains
+    rng = np.random.default_rng([settings.seed, 0])
+    mixtures = space_filling(settings.n_mixtures, build_box(domains), rng)
+    return [
+        RunSpec.make(dict(zip(domains, row, strict=True)), size, settings.steps, settings.seed)
+        for size in settings.sizes
+        for row in mixtures
+    ]
+
+
+def train(
+    project: Project, runs: Sequence[RunSpec], workers: int = 2, console: Console | None = None
+) -> SweepReport:
+    """Train the runs that are not finished yet (a resumable sweep into the project's ledger)."""
+    from bayesmix.proxy.executor import LocalProcessExecutor, SerialExecutor
+    from bayesmix.proxy.sweep import sweep
+
+    executor = SerialExecutor() if workers == 0 else LocalProcessExecutor(workers, 1)
+    return sweep(project.study, runs, executor=executor, console=console)
+
+
+def _fit_settings(project: Project) -> dict[str, Any]:
+    return {"seed": project.settings.seed, **project.settings.fit}
+
+
+def fit_project(project: Project, *, strict: bool = False, progressbar: bool = False) -> NestedFit:
+    """Fit the nested scaling laws to the ledger's curves and save them (``fits/nested``).
+
+    Also fits the mixing law on the largest proxy size's final losses (``fits/proxy.nc``): the
+    check of the mixing law on observed runs that the report shows. The target-scale mixing
+    stage is fitted by :func:`choose`.
+    """
+    from bayesmix.inference.fit import fit
+    from bayesmix.inference.io import save
+
+    table = project.curves()
+    settings = _fit_settings(project)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerHealthWarning)
+        nested = fit_nested(table, strict=strict, progressbar=progressbar, **settings)
+        proxy = fit(project.final_runs(), strict=strict, progressbar=progressbar, **settings)
+    save_nested(nested, project.nested_dir)
+    save(proxy, project.proxy_fit_path)
+    return nested
+
+
+def load_fits(project: Project) -> NestedFit:
+    """The saved nested fit of the project."""
+    return load_nested(project.nested_dir)
+
+
+def choose(project: Project, nested: NestedFit | None = None, *, strict: bool = False) -> OptimisationResult:
+    """Optimise the mixture for the target scale and write ``optimum.json``.
+
+    The target-scale mixing law (:func:`~bayesmix.inference.nested_target.target_fit`) is fitted
+    on first use and saved with the nested fit, so a rerun reuses it.
+    """
+    from bayesmix.optimise.solver import optimise
+
+    nested = load_fits(project) if nested is None else nested
+    model_size, tokens = project.target_scale()
+    fitted_before = set(nested.mixing_stages)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerHealthWarning)
+        mixing = target_fit(nested, model_size=model_size, tokens=tokens)
+    if set(nested.mixing_stages) != fitted_before:
+        save_nested(nested, project.nested_dir)
+    result = optimise(
+        mixing,
+        target=project.objective(),
+        reference=project.reference(),
+        seed=project.settings.seed,
+    )
+    health = stage_health(nested)
+    result.extra.update({"model_size": model_size, "tokens": tokens, "health": health})
+    write_json(project.optimum_path, optimum_record(result, nested))
+    if strict:
+        check_strict(nested)
+    return result
+
+
+def stage_health(nested: NestedFit) -> dict[str, dict[str, Any]]:
+    """Sampler health of every fitted stage, as JSON-able dicts."""
+    return {stage: json.loads(h.to_json()) | {"ok": h.ok} for stage, h in nested.health.items()}
+
+
+def check_strict(nested: NestedFit) -> None:
+    """Raise :class:`SamplerHealthError` when any stage's sampler health is not ok."""
+    bad = {stage: h for stage, h in nested.health.items() if not h.ok}
+    if bad:
+        raise SamplerHealthError(
+            "; ".join(f"{stage}: {health}" for stage, health in bad.items())
+            + " (rerun with more draws/tune or a higher target_accept in project.fit)"
+        )
+
+
+def optimum_record(result: OptimisationResult, nested: NestedFit) -> dict[str, Any]:
+    """What ``optimum.json`` holds: the result's summary, per-domain intervals, scale and health."""
+    record = result.to_dict()
+    record["per_domain"] = {
+        str(index): {k: round(float(v), 6) for k, v in row.items()}
+        for index, row in result.summary.iterrows()
+    }
+    record["model_size"] = result.extra["model_size"]
+    record["tokens"] = result.extra["tokens"]
+    record["health"] = result.extra["health"]
+    record["health_ok"] = all(h.ok for h in nested.health.values())
+    record["versions"] = package_versions()
+    return record
+
+
+def write_json(path: os.PathLike[str], record: dict[str, Any]) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    from pathlib import Path
+
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+@dataclass
+class Suggestions:
+    """The designer's next batch: the planned runs and the designer's view of them."""
+
+    runs: list[RunSpec]
+    mixtures: pd.DataFrame
+    recommendation: dict[str, float] | None
+
+
+def suggest(project: Project, n: int | None = None) -> Suggestions:
+    """Ask the designer for the next ``n`` mixtures (each at every proxy size); write the plan file.
+
+    The designer (:class:`bayesmix.design.Designer`) is rebuilt from the final losses of the
+    largest proxy size in the ledger.
+    """
+    from bayesmix.design import Designer
+
+    n = project.settings.n_suggest if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError("n", f"is {n!r}", "ask for at least 1 run")
+    runs = project.final_runs()
+    designer = Designer.from_runs(
+        runs,
+        project.designer_target(),
+        acquisition=project.settings.acquisition,
+        seed=project.settings.seed,
+        n_initial=runs.n_runs,
+    )
+    proposals = designer.ask(n)
+    domains = project.domains
+    mixtures = pd.DataFrame(
+        [[p.mixture.get(d, 0.0) for d in domains] for p in proposals],
+        columns=domains,
+        index=pd.Index([p.run_id for p in proposals], name="proposal"),
+    )
+    planned = [
+        RunSpec.make(p.mixture, size, project.settings.steps, project.settings.seed)
+        for p in proposals
+        for size in project.settings.sizes
+    ]
+    save_plan(planned, project.suggestions_path)
+    return Suggestions(planned, mixtures, designer.recommendation())
+
+
+def load_suggestions(project: Project) -> Suggestions | None:
+    """The saved suggestions (``suggestions.yaml``), or None when there are none yet."""
+    from bayesmix.proxy.plan import load_plan
+
+    if not project.suggestions_path.exists():
+        return None
+    runs = load_plan(project.suggestions_path)
+    domains = project.domains
+    seen: dict[tuple[float, ...], str] = {}
+    for run in runs:
+        key = tuple(round(run.mixture.get(d, 0.0), 9) for d in domains)
+        seen.setdefault(key, run.id)
+    mixtures = pd.DataFrame(list(seen), columns=domains, index=pd.Index(list(seen.values()), name="proposal"))
+    return Suggestions(runs, mixtures, None)
+
+
+def health_lines(health: dict[str, SamplerHealth]) -> list[str]:
+    """One line per stage: its name and sampler health."""
+    return [f"{stage}: {h}" for stage, h in health.items()]
+
+
+def report(
+    project: Project,
+    *,
+    nested: NestedFit | None = None,
+    optimum: OptimisationResult | None = None,
+    suggestions: Suggestions | None = None,
+    title: str | None = None,
+):
+    """Write the project's report (``report/report.html`` and ``report/report.md``).
+
+    Parameters not given are read from the project (the saved fits; the optimum is recomputed
+    from the saved target-scale mixing law, deterministically under the project's seed).
+    """
+    from bayesmix.inference.io import load
+    from bayesmix.report import build_report
+
+    nested = load_fits(project) if nested is None else nested
+    optimum = choose(project, nested) if optimum is None else optimum
+    model_size, tokens = project.target_scale()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SamplerHealthWarning)
+        mixing = target_fit(nested, model_size=model_size, tokens=tokens)
+    proxy = load(project.proxy_fit_path) if project.proxy_fit_path.exists() else None
+    return build_report(
+        project.report_dir,
+        fit=proxy,
+        runs=project.final_runs() if proxy is not None else None,
+        nested=nested,
+        target_scale=(model_size, tokens),
+        target_fit=mixing,
+        optimum=optimum,
+        optimum_target=project.objective() if isinstance(project.objective(), dict) else None,
+        suggestions=None if suggestions is None else suggestions.mixtures,
+        title=title or f"bayesmix report: {project.folder.name}",
+        seed=project.settings.seed,
+    )

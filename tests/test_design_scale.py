@@ -170,6 +170,25 @@ def test_scaled_designer_resumes_to_the_same_proposal(law, tmp_path):
     assert resumed.report() == designer.report()
 
 
+def test_explore_share_fills_the_space_after_the_initial_phase(law):
+    nearest = {}
+    for explore in (0.0, 1.0):
+        designer = Designer(DOMAINS, "a", acquisition="ei", seed=0, n_initial=8, n_candidates=300, surrogate=FAST,
+                            explore=explore)
+        mixtures = np.random.default_rng(1).dirichlet(np.ones(4), size=8)
+        for i, row in enumerate(mixtures):
+            designer.add(f"x{i}", row, {"a": true_loss(law, row, None)})
+        rows = mixture_rows(designer.ask(4))
+        taken = np.vstack([mixtures, rows])
+        dist = np.sqrt(((rows[:, None] - taken[None]) ** 2).sum(-1))
+        dist[np.arange(4), 8 + np.arange(4)] = np.inf  # not to itself
+        nearest[explore] = dist.min(axis=1).mean()
+    assert nearest[1.0] > 1.5 * nearest[0.0]  # EI buys near the optimum, exploring picks fill the gaps
+    for bad in (1.5, -0.1, "some"):
+        with pytest.raises(InputError, match="explore"):
+            Designer(DOMAINS, "a", explore=bad)
+
+
 # ---------------------------------------------------------------- rebuild from the ledger
 def add_run(ledger: Ledger, run_id: str, mixture: dict, model: str, size: int, status: str, tokens: int = 10**6):
     ledger.add_run(RunRecord(run_id, mixture, model, {}, {}, size, size + 1000, 6.0 * size, tokens, 0, "c", "t"))
@@ -310,7 +329,7 @@ def test_version_one_state_files_still_load(law, tmp_path):
     for p in designer.ask(4):
         designer.tell(p.run_id, {"a": true_loss(law, p.mixture, None)})
     state = designer.to_dict()
-    for key in ("kind", "cost_aware", "scales", "target_scale", "initial_scale"):
+    for key in ("kind", "cost_aware", "scales", "target_scale", "initial_scale", "explore"):
         state.pop(key)
     for record in state["runs"].values():
         record.pop("scale")

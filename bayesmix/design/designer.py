@@ -208,6 +208,10 @@ class Designer:
     initial_scale
         Name or index of the scale of the space-filling runs; default the cheapest scale when
         ``cost_aware``, else the target scale.
+    explore
+        Share of the picks after the space-filling phase that are space-filling too (the last
+        picks of a batch, at ``initial_scale``: the feasible candidate farthest from every run), a
+        hedge against a surrogate law that is confidently wrong away from the runs; 0 = none.
 
     Raises
     ------
@@ -234,6 +238,7 @@ class Designer:
         target_scale: str | int | None = None,
         cost_aware: bool = False,
         initial_scale: str | int | None = None,
+        explore: float = 0.0,
     ):
         name = str(acquisition)
         if name.endswith(PER_COST):
@@ -285,6 +290,12 @@ class Designer:
         self.n_candidates = int(n_candidates)
         self.min_distance = float(min_distance)
         self.zero_weight = float(zero_weight)
+        try:
+            self.explore = float(explore)
+        except (TypeError, ValueError):
+            self.explore = float("nan")
+        if not 0 <= self.explore <= 1:
+            raise InputError("explore", f"got {explore!r}", "give a share of each batch in [0, 1]")
         self.runs: dict[str, dict[str, Any]] = {}
         self.n_asks = 0
         self.history: list[Snapshot] = []
@@ -469,6 +480,22 @@ class Designer:
         dist = np.sqrt(((cands[:, None, :] - taken[None, :, :]) ** 2).sum(-1)).min(axis=1)
         return dist >= self.min_distance
 
+    def _farthest(
+        self,
+        cands: np.ndarray,
+        pair_mixture: np.ndarray,
+        chosen: list[int],
+        allowed: np.ndarray,
+        cost: np.ndarray | None = None,
+    ) -> int | None:
+        """The allowed pair whose mixture is farthest from every run and pick (per unit cost)."""
+        if not allowed.any():
+            return None
+        taken = np.vstack([self._taken(), cands[pair_mixture[chosen]]])
+        far = np.sqrt(((cands[:, None, :] - taken[None, :, :]) ** 2).sum(-1)).min(axis=1)[pair_mixture]
+        far = far / cost if cost is not None else far
+        return int(np.argmax(np.where(allowed, far, -np.inf)))
+
     def _new_id(self) -> str:
         k = len(self.runs)
         while f"run-{k:05d}" in self.runs:  # ids recorded from a ledger or by add() may take the name
@@ -573,20 +600,27 @@ class Designer:
         for j in range(n_p):  # fantasise the pending runs
             draws = condition_on(draws, n_pairs + j, posterior.noise_var, rng)
         cost = np.array([self.scales[s].cost for s in pair_scale]) if self.cost_aware else None
+        n_explore = 0
+        if self.explore > 0:  # stochastic rounding: a share `explore` of the picks in the long run
+            expected = self.explore * n
+            n_explore = int(expected) + int(rng.random() < expected - int(expected))
+        explore_scale = pair_scale == (0 if self.initial_scale is None else self.initial_scale)
         chosen: list[int] = []
-        for _ in range(n):
-            if self.scales:
-                values = score_pairs(self.acquisition, draws[:, :n_pairs], draws[:, :n_c], pair_mixture, rng=rng,
-                                     best=best, noise_var=posterior.noise_var, cost=cost)
-            else:
-                values = score(self.acquisition, draws[:, :n_c], rng=rng, best=best, noise_var=posterior.noise_var)
-            values = np.where(allowed, values, -np.inf)
-            pick = int(np.argmax(values))
-            if not values[pick] > 0 and self.acquisition != "thompson":  # nothing to gain: explore
-                taken = np.vstack([self._taken(), cands[pair_mixture[chosen]]])
-                far = np.sqrt(((cands[:, None, :] - taken[None, :, :]) ** 2).sum(-1)).min(axis=1)[pair_mixture]
-                far = far / cost if cost is not None else far
-                pick = int(np.argmax(np.where(allowed, far, -np.inf)))
+        for i in range(n):
+            pick = None
+            if i >= n - n_explore:  # the batch's last picks fill the space (a hedge against a wrong law)
+                pick = self._farthest(cands, pair_mixture, chosen, allowed & explore_scale)
+            if pick is None:
+                if self.scales:
+                    values = score_pairs(self.acquisition, draws[:, :n_pairs], draws[:, :n_c], pair_mixture,
+                                         rng=rng, best=best, noise_var=posterior.noise_var, cost=cost)
+                else:
+                    values = score(self.acquisition, draws[:, :n_c], rng=rng, best=best,
+                                   noise_var=posterior.noise_var)
+                values = np.where(allowed, values, -np.inf)
+                pick = int(np.argmax(values))
+                if not values[pick] > 0 and self.acquisition != "thompson":  # nothing to gain: explore
+                    pick = self._farthest(cands, pair_mixture, chosen, allowed, cost)
             chosen.append(pick)
             same = (pair_scale == pair_scale[pick]) & (
                 np.sqrt(((cands[pair_mixture] - cands[pair_mixture[pick]]) ** 2).sum(-1)) < self.min_distance
@@ -668,6 +702,7 @@ class Designer:
             "scales": [s.to_dict() for s in self.scales] or None,
             "target_scale": None if self.target_scale is None else self.scales[self.target_scale].name,
             "initial_scale": None if self.initial_scale is None else self.scales[self.initial_scale].name,
+            "explore": self.explore,
             "runs": self.runs,
             "n_asks": self.n_asks,
             "history": [asdict(s) for s in self.history],
@@ -740,6 +775,7 @@ class Designer:
                 target_scale=state.get("target_scale"),
                 cost_aware=state.get("cost_aware", False),
                 initial_scale=state.get("initial_scale"),
+                explore=state.get("explore", 0.0),
             )
         except InputError as exc:
             raise _corrupt(source, exc.field, exc.problem, exc.fix) from None
@@ -969,4 +1005,5 @@ _FIELDS_V2: dict[str, tuple[type, ...]] = {
     "scales": (list, type(None)),
     "target_scale": (str, type(None)),
     "initial_scale": (str, type(None)),
+    "explore": _NUMBER,
 }

@@ -117,6 +117,12 @@ def test_quickstart_writes_every_artefact(quickstart):
     assert "quickstart done" in output
     plan = load_plan(proj.suggestions_path)
     assert len(plan) == 2 * 2 and {r.model for r in plan} == {"t-xs", "t-s"}
+    html = (proj.report_dir / "report.html").read_text()
+    markdown = (proj.report_dir / "report.md").read_text()
+    for section in ("observed_vs_predicted", "scaling", "interactions", "optimum", "diagnostics", "suggestions"):
+        assert f"id='{section}'" in html, section
+    assert "http://" not in html and "https://" not in html
+    assert f"{optimum['p_beats_reference']:.3f}" in markdown
     # rerunning the training step finds every run finished (resumable)
     again = steps.train(proj, steps.initial_plan(proj), workers=0)
     assert again.finished == [] and len(again.skipped) == 12
@@ -178,6 +184,16 @@ def test_optimise_on_project_with_bounds_target_and_strict(quickstart, tmp_path)
     assert strict.exit_code == (0 if health_ok else 3)
     assert invoke("optimise", project, "--bound", "code=high").exit_code == 2
     assert invoke("optimise", project, "--target", "nope").exit_code == 2
+
+
+def test_report_command_rewrites_the_report(quickstart):
+    _folder, project, _settings, _ = quickstart
+    html = Project(project).report_dir / "report.html"
+    html.unlink()
+    result = invoke("report", project)
+    assert result.exit_code == 0, result.output
+    assert html.exists() and "wrote" in result.output
+    assert invoke("report", project.parent / "nowhere").exit_code == 2
 
 
 def test_suggest_writes_a_plan_sweep_can_read(quickstart):

@@ -1,12 +1,19 @@
 """Reliability benchmark (issue 8): fuzzed bad inputs, SIGKILLed sweeps, lost and duplicated runs.
 
-Feeds hypothesis-generated inputs (the strategies of ``tests/test_reliability_fuzz.py``) to the
-public entry points and counts how many end in a raw (undocumented) exception; then SIGKILLs a
-real ``sweep`` subprocess in the middle of a run, reruns it and counts runs lost, duplicated or
-left partial in the ledger.
+Feeds hypothesis-generated inputs (the strategies of ``tests/test_reliability_fuzz.py``,
+``tests/test_reliability_fuzz_nested.py`` and ``tests/test_reliability_cli.py``) to the public
+entry points and counts how many end in a raw (undocumented) exception; then SIGKILLs a real
+``sweep`` subprocess in the middle of a run, reruns it and counts runs lost, duplicated or left
+partial in the ledger.
+
+Nothing is sampled or trained while fuzzing: ``fit_nested``/``predict_target`` stop where NUTS
+would start and ``bayesmix train``/``sweep`` where data preparation would start (a marker
+exception). An input that gets there passed every check and counts as *accepted*, as does a call
+that returns.
 
 Usage: ``python benchmarks/reliability.py [--quick]``. The last line is one JSON object with
-``bad_inputs_tried``, ``raw_tracebacks``, ``kills_survived``, ``runs_lost``, ``duplicates``.
+``bad_inputs_tried`` (generated inputs that were not accepted: refused with a documented error, or
+raw), ``raw_tracebacks``, ``kills_survived``, ``runs_lost``, ``duplicates``.
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "proxy"), str(ROOT / "tests")]
@@ -35,10 +44,15 @@ from bayesmix.errors import BayesmixError  # noqa: E402
 
 torch.set_num_threads(1)
 
+#: what an entry point returns for an input it refused with a documented error (CLI exit codes)
+REFUSED = object()
 
-def fuzz(n_examples: int) -> tuple[Counter[str], Counter[str], list[str]]:
-    """Run every entry point on ``n_examples`` generated inputs; count tries and raw exceptions."""
+
+def fuzz(n_examples: int) -> tuple[Counter[str], Counter[str], Counter[str], list[str]]:
+    """Run every entry point on ``n_examples`` generated inputs; count tries, accepted inputs, raw exceptions."""
+    import test_reliability_cli as tc
     import test_reliability_fuzz as t
+    import test_reliability_fuzz_nested as tn
 
     from bayesmix.data.runs import RunTable, validate_mixtures
     from bayesmix.data.simulate import random_law, simulate_runs
@@ -48,13 +62,18 @@ def fuzz(n_examples: int) -> tuple[Counter[str], Counter[str], list[str]]:
     idata = bm.fit(runs, method="map", seed=0)
     draws = bm.predict(idata, {"web": 0.5, "code": 0.5}, seed=1)
     tried: Counter[str] = Counter()
+    accepted: Counter[str] = Counter()
     raw: Counter[str] = Counter()
     examples: list[str] = []
+    reached = (tn.ReachedSampler, tc.ReachedTraining)
 
     def call(kind: str, f: Callable[[], Any]) -> None:
         tried[kind] += 1
         try:
-            f()
+            if f() is not REFUSED:
+                accepted[kind] += 1
+        except reached:  # passed every check; stopped before sampling / training
+            accepted[kind] += 1
         except BayesmixError:
             pass
         except Exception as exc:  # counted: a raw traceback a user would see
@@ -83,23 +102,109 @@ def fuzz(n_examples: int) -> tuple[Counter[str], Counter[str], list[str]]:
             ),
             lambda kw: optimise(idata, **{"n_starts": 1, "max_draws": 5, **kw}),
         ),
-        "load_plan": (
-            st.text(max_size=60),
-            lambda text: (
-                (plan_dir / "plan.yaml").write_text(text, encoding="utf-8")
-                and __import__("bayesmix.proxy.plan", fromlist=["load_plan"]).load_plan(
-                    plan_dir / "plan.yaml"
-                )
-            ),
-        ),
+        "load_plan": (st.text(max_size=60), lambda text: plan_file(plan_dir / "plan.yaml", text)),
     }
-    for kind, (strategy, entry) in entry_points.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            _fuzz_one(
-                strategy, lambda value, kind=kind, entry=entry: call(kind, lambda: entry(value)), n_examples
-            )
-    return tried, raw, examples
+    entry_points.update(_second_families(tn, tc, idata))
+    with ExitStack() as stack:
+        _no_sampling_or_training(stack, tn, tc)
+        for kind, (strategy, entry) in entry_points.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                _fuzz_one(
+                    strategy,
+                    lambda value, kind=kind, entry=entry: call(kind, lambda: entry(value)),
+                    n_examples,
+                )
+    return tried, accepted, raw, examples
+
+
+def plan_file(path: Path, text: str) -> Any:
+    """Write ``text`` as a plan file and load it."""
+    from bayesmix.proxy.plan import load_plan
+
+    path.write_text(text, encoding="utf-8")
+    return load_plan(path)
+
+
+def _no_sampling_or_training(stack: ExitStack, tn: Any, tc: Any) -> None:
+    """Stop fit_nested/predict_target before NUTS and train/sweep before data preparation."""
+    import bayesmix.inference.nested as nested
+    from bayesmix.proxy.study import Study
+
+    def sampler(*args: Any, **kwargs: Any) -> None:
+        raise tn.ReachedSampler
+
+    def training(*args: Any, **kwargs: Any) -> None:
+        raise tc.ReachedTraining
+
+    stack.enter_context(mock.patch.object(nested, "_sample", sampler))
+    stack.enter_context(mock.patch.object(Study, "prepare", training))
+    stack.enter_context(mock.patch("bayesmix.proxy.sweep.sweep", training))
+
+
+def _second_families(tn: Any, tc: Any, idata: Any) -> dict[str, tuple[Any, Callable[[Any], Any]]]:
+    """Loss curves, nested-fit and search arguments, and the train/sweep CLI with study files."""
+    from typer.testing import CliRunner
+
+    from bayesmix.cli.main import app
+    from bayesmix.data.curves import CurveTable
+    from bayesmix.inference.nested import fit_nested, predict_target
+    from bayesmix.optimise import Problem, dirichlet_search, grid_search
+    from bayesmix.proxy.study import Study
+
+    with warnings.catch_warnings():  # a real, tiny nested fit (PyMC NUTS, 20 draws) for predict_target
+        warnings.simplefilter("ignore")
+        nested_fit = fit_nested(tn.GOOD_TABLE, sampler="pymc", draws=20, tune=20, chains=1, seed=0)
+    problem = Problem.from_idata(idata, "mean", max_draws=50)  # the MAP fit of 20 simulated runs
+    folder = Path(tempfile.mkdtemp(prefix="bayesmix-cli-"))
+    study = folder / "study"
+    Study.create(study)
+    plans = tc.write_plan_files(folder / "plans")
+    runner = CliRunner()
+    count = Counter[str]()
+
+    def cli(args: list[str]) -> object:
+        result = runner.invoke(app, args, catch_exceptions=True)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # ReachedTraining, or a raw exception the user would have seen
+        documented = (result.exit_code == 1 and "Fix:" in result.output) or (
+            result.exit_code == 2 and ("Usage" in result.output or "Invalid value" in result.output)
+        )
+        if not documented:  # exit 0 without training, or a failure without field and fix
+            raise RuntimeError(f"bayesmix {args[0]} exited {result.exit_code}: {result.output[-200:]}")
+        return REFUSED
+
+    def options(args: list[str], opts: dict[str, str]) -> list[str]:
+        return args + [x for key, value in opts.items() for x in (key, value)]
+
+    def study_file(text: str) -> object:
+        count["study"] += 1
+        fresh = folder / f"study{count['study']}"
+        fresh.mkdir()
+        (fresh / "study.yaml").write_text(text, encoding="utf-8")
+        return cli(["train", str(fresh), "--mixture", "legal=1"])
+
+    return {
+        "CurveTable.from_long": (
+            tn.curve_mutations,
+            lambda c: CurveTable.from_long(tn.mutate_curves(tn.BASE, *c[:4]), tokens_per_step=c[4]),
+        ),
+        "fit_nested": (tn.fit_cases, lambda c: fit_nested(c[0], **c[1])),
+        "predict_target": (
+            tn.predict_target_options(nested_fit),
+            lambda kw: predict_target(nested_fit, **kw),
+        ),
+        "grid/dirichlet_search": (
+            tn.search_cases,
+            lambda c: grid_search(problem, c[1]) if c[0] == "grid" else dirichlet_search(problem, **c[1]),
+        ),
+        "bayesmix train": (tc.train_options, lambda o: cli(options(["train", str(study)], o))),
+        "bayesmix sweep": (
+            tc.sweep_options(sorted(plans)),
+            lambda o: cli(options(["sweep", str(study)], {**o, "--plan": str(plans[o["--plan"]])})),
+        ),
+        "study.yaml": (tc.study_texts, study_file),
+    }
 
 
 def _fuzz_one(strategy: st.SearchStrategy[Any], check: Callable[[Any], None], n_examples: int) -> None:
@@ -156,14 +261,15 @@ def main() -> None:
     args = parser.parse_args()
     n_examples, n_kills, steps = (40, 1, 40) if args.quick else (300, 3, 200)
     t0 = time.perf_counter()
-    tried, raw, examples = fuzz(n_examples)
+    tried, accepted, raw, examples = fuzz(n_examples)
     t1 = time.perf_counter()
     kills = kill_and_resume(n_kills, steps)
     t2 = time.perf_counter()
-    print(f"{'entry point':<22}{'bad inputs tried':>18}{'raw tracebacks':>16}")
+    print(f"{'entry point':<24}{'inputs tried':>14}{'accepted':>10}{'raw tracebacks':>16}")
     for kind in tried:
-        print(f"{kind:<22}{tried[kind]:>18}{raw[kind]:>16}")
-    print(f"{'all':<22}{sum(tried.values()):>18}{sum(raw.values()):>16}   ({t1 - t0:.1f} s)")
+        print(f"{kind:<24}{tried[kind]:>14}{accepted[kind]:>10}{raw[kind]:>16}")
+    total = (sum(tried.values()), sum(accepted.values()), sum(raw.values()))
+    print(f"{'all':<24}{total[0]:>14}{total[1]:>10}{total[2]:>16}   ({t1 - t0:.1f} s)")
     for line in examples[:10]:
         print(f"  raw: {line}")
     print(
@@ -174,7 +280,7 @@ def main() -> None:
     print(
         json.dumps(
             {
-                "bad_inputs_tried": sum(tried.values()),
+                "bad_inputs_tried": total[0] - total[1],  # refused (documented error) or raw
                 "raw_tracebacks": sum(raw.values()),
                 "kills_survived": kills["kills_survived"],
                 "runs_lost": kills["runs_lost"],

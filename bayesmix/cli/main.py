@@ -16,6 +16,7 @@ from rich.table import Table
 
 import bayesmix as bm
 from bayesmix.cli.train import corpus_app, sweep_cmd, train_cmd
+from bayesmix.cli.workflow import _fail as fail
 from bayesmix.cli.workflow import optimise_cmd, quickstart_cmd, report_cmd, runs_app, suggest_cmd
 from bayesmix.errors import BayesmixError
 
@@ -62,8 +63,7 @@ def _law(name: str, exponent: str, components: int) -> bm.Law:
 
 
 def _fail(err: BayesmixError) -> None:
-    console.print(f"[bold red]error[/]: {err}", soft_wrap=True)
-    raise typer.Exit(code=2)
+    fail(err)
 
 
 def _interval_table(summary: pd.DataFrame, title: str, truth: pd.Series | None = None) -> Table:

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bayesmix.errors import BayesmixError, InputError, SamplerHealthError
@@ -35,7 +36,8 @@ StrictOpt = Annotated[
 
 
 def _fail(err: BaseException, code: int = 2) -> None:
-    console.print(f"[bold red]error[/]: {err}", soft_wrap=True)
+    """Print a documented error (escaped: user text may look like rich markup) and exit."""
+    console.print(f"[bold red]error[/]: {escape(str(err))}", soft_wrap=True)
     raise typer.Exit(code=code)
 
 

@@ -267,9 +267,10 @@ def suggest_cmd(
 
 def suggestions_table(suggestions: Any) -> Table:
     """The proposed mixtures."""
-    table = Table("proposal", *suggestions.mixtures.columns, title="Suggested next mixtures")
-    for name, row in suggestions.mixtures.iterrows():
-        table.add_row(str(name), *(f"{v:.3f}" for v in row))
+    frame = suggestions.mixtures
+    table = Table("run", *frame.columns, title="Suggested next runs")
+    for name, row in frame.iterrows():
+        table.add_row(str(name), *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
     return table
 
 

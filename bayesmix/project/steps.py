@@ -19,7 +19,7 @@ import pandas as pd
 from rich.console import Console
 
 from bayesmix.design.initial import space_filling
-from bayesmix.errors import InputError, SamplerHealthError, SamplerHealthWarning
+from bayesmix.errors import InputError, NotEnoughDataError, SamplerHealthError, SamplerHealthWarning
 from bayesmix.inference.diagnostics import SamplerHealth
 from bayesmix.inference.nested import NestedFit, fit_nested
 from bayesmix.inference.nested_io import load_nested, save_nested
@@ -158,7 +158,7 @@ def write_json(path: os.PathLike[str], record: dict[str, Any]) -> None:
 
 @dataclass
 class Suggestions:
-    """The designer's next batch: the planned runs and the designer's view of them."""
+    """The designer's next batch: the planned runs, as a table, and the designer's recommendation."""
 
     runs: list[RunSpec]
     mixtures: pd.DataFrame
@@ -166,38 +166,56 @@ class Suggestions:
 
 
 def suggest(project: Project, n: int | None = None) -> Suggestions:
-    """Ask the designer for the next ``n`` mixtures (each at every proxy size); write the plan file.
+    """Ask the designer for the next ``n`` runs (mixture and proxy size); write the plan file.
 
-    The designer (:class:`bayesmix.design.Designer`) is rebuilt from the final losses of the
-    largest proxy size in the ledger.
+    The designer (:class:`bayesmix.design.Designer`) is rebuilt from the project's ledger
+    (:meth:`~bayesmix.design.Designer.from_ledger`): finished runs are observations at their
+    model's scale, planned and running runs are pending (the batch never repeats them). With runs
+    at several proxy sizes the proposals are cost-aware (mixture, size) pairs: the value of a run
+    for the largest proxy size's optimum per unit of compute ``6 N D``, so a cheap small run is
+    proposed when it teaches enough. With one size, every proposed mixture is planned at every
+    configured size.
     """
     from bayesmix.design import Designer
 
     n = project.settings.n_suggest if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError("n", f"is {n!r}", "ask for at least 1 run")
-    runs = project.final_runs()
-    designer = Designer.from_runs(
-        runs,
+    ledger = project.study.ledger
+    finished = ledger.runs("finished")
+    if not finished:
+        raise NotEnoughDataError(
+            "ledger", "has no finished run", "train the initial design first (bayesmix sweep)"
+        )
+    multi_scale = len({r.model_name for r in ledger.runs()}) > 1
+    designer = Designer.from_ledger(
+        ledger,
         project.designer_target(),
+        domains=project.domains,
         acquisition=project.settings.acquisition,
         seed=project.settings.seed,
-        n_initial=runs.n_runs,
+        n_initial=len(finished),
+        cost_aware=multi_scale,
     )
     proposals = designer.ask(n)
-    domains = project.domains
-    mixtures = pd.DataFrame(
-        [[p.mixture.get(d, 0.0) for d in domains] for p in proposals],
-        columns=domains,
-        index=pd.Index([p.run_id for p in proposals], name="proposal"),
-    )
     planned = [
         RunSpec.make(p.mixture, size, project.settings.steps, project.settings.seed)
         for p in proposals
-        for size in project.settings.sizes
+        for size in ([p.model] if multi_scale else project.settings.sizes)
     ]
     save_plan(planned, project.suggestions_path)
-    return Suggestions(planned, mixtures, designer.recommendation())
+    return Suggestions(planned, plan_frame(planned, project.domains), designer.recommendation())
+
+
+def plan_frame(runs: Sequence[RunSpec], domains: Sequence[str]) -> pd.DataFrame:
+    """Planned runs as a table: one row per run id, the mixture's shares and the model."""
+    frame = pd.DataFrame(
+        [[r.mixture.get(d, 0.0) for d in domains] for r in runs],
+        columns=list(domains),
+        index=pd.Index([r.id for r in runs], name="run"),
+    )
+    frame["model"] = [r.model for r in runs]
+    return frame
 
 
 def load_suggestions(project: Project) -> Suggestions | None:
@@ -207,13 +225,7 @@ def load_suggestions(project: Project) -> Suggestions | None:
     if not project.suggestions_path.exists():
         return None
     runs = load_plan(project.suggestions_path)
-    domains = project.domains
-    seen: dict[tuple[float, ...], str] = {}
-    for run in runs:
-        key = tuple(round(run.mixture.get(d, 0.0), 9) for d in domains)
-        seen.setdefault(key, run.id)
-    mixtures = pd.DataFrame(list(seen), columns=domains, index=pd.Index(list(seen.values()), name="proposal"))
-    return Suggestions(runs, mixtures, None)
+    return Suggestions(runs, plan_frame(runs, project.domains), None)
 
 
 def health_lines(health: dict[str, SamplerHealth]) -> list[str]:

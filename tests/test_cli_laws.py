@@ -61,3 +61,40 @@ def test_demo_writes_fit_and_predictions(tmp_path):
         assert (tmp_path / name).exists()
     assert "true losses inside their 90% intervals" in result.output
     assert len(pd.read_csv(tmp_path / "predictions.csv")) == 25
+
+
+def test_sampler_health_travels_with_predictions_and_strict_fails(tmp_path):
+    import bayesmix as bm
+
+    law = random_law(2, seed=4, noise_sd=0.01)
+    runs = simulate_runs(law, 12, seed=4)
+    runs.to_wide().to_csv(tmp_path / "runs.csv", index=False)
+    # 30 draws per chain: far too few for the ESS rule, so the fit is flagged unhealthy
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(tmp_path / "runs.csv"),
+            "--out",
+            str(tmp_path / "fit.nc"),
+            "--draws",
+            "30",
+            "--tune",
+            "60",
+            "--chains",
+            "2",
+            "--strict",
+        ],
+    )
+    assert result.exit_code == 3, result.output
+    idata = bm.load(tmp_path / "fit.nc")  # saved before the strict check: nothing is lost
+    assert not bm.health(idata).ok
+    draws = bm.predict(idata, {"web": 0.5, "code": 0.5})
+    assert draws.attrs["health_ok"] == 0 and "divergences" in draws.attrs["health"]
+    best = bm.optimise(idata, n_starts=2, max_draws=50)
+    assert best.health is not None and not best.health.ok and best.to_dict()["health_ok"] is False
+    pd.DataFrame({"web": [0.5], "code": [0.5]}).to_csv(tmp_path / "mix.csv", index=False)
+    args = ["predict", str(tmp_path / "fit.nc"), str(tmp_path / "mix.csv")]
+    assert runner.invoke(app, args).exit_code == 0
+    strict = runner.invoke(app, [*args, "--strict"])
+    assert strict.exit_code == 3 and "Sampler" in strict.output

@@ -182,6 +182,9 @@ def predict(
         False, help="Divide mixture rows by their sum instead of rejecting them."
     ),
     seed: int = typer.Option(0, help="Seed of the noise draws."),
+    strict: bool = typer.Option(
+        False, help="Fail (exit 3) when the fit had divergences, r_hat > 1.01 or low ESS."
+    ),
 ) -> None:
     """Predict the loss of new mixtures with credible intervals."""
     try:
@@ -193,9 +196,13 @@ def predict(
         _fail(err)
         return
     console.print(_interval_table(summary, f"Predicted loss, {prob:.0%} {interval_kind} intervals ({kind})"))
+    health = bm.health(idata)
+    console.print(f"Sampler (of the fit): {health}")
     if out is not None:
         summary.to_csv(out)
         console.print(f"Wrote {out}")
+    if strict and not health.ok:
+        raise typer.Exit(code=3)
 
 
 @app.command()

@@ -430,7 +430,8 @@ def predict_target(
     -------
     xarray.DataArray
         Dims ``("sample", "mixture", "domain")``; attrs ``model_size``, ``tokens``, ``kind``,
-        ``via``.
+        ``via`` and ``health_ok`` (1 when every fitted stage's sampler health is ok; see
+        ``fitted.health``).
 
     Raises
     ------
@@ -496,5 +497,12 @@ def predict_target(
         dims=("sample", "mixture", "domain"),
         coords={"sample": np.arange(values.shape[0]), "mixture": labels, "domain": [*domains, "total"]},
         name="loss",
-        attrs={"model_size": float(model_size), "tokens": float(tokens), "kind": kind, "via": via},
+        attrs={
+            "model_size": float(model_size),
+            "tokens": float(tokens),
+            "kind": kind,
+            "via": via,
+            # sampler health of every stage fitted so far (the prediction rests on all of them)
+            "health_ok": int(all(h.ok for h in fitted.health.values())),
+        },
     )

@@ -87,7 +87,8 @@ def predict(
     Returns
     -------
     xarray.DataArray
-        Dims ``("sample", "mixture", "domain")``.
+        Dims ``("sample", "mixture", "domain")``; attrs ``kind`` and, when the fit stored its
+        sampler health, ``health_ok`` (1 or 0) and ``health`` (JSON).
     """
     if kind not in KINDS:
         raise InputError("kind", f"unknown kind {kind!r}", f"use one of {KINDS}")
@@ -125,8 +126,18 @@ def predict(
         dims=("sample", "mixture", "domain"),
         coords={"sample": np.arange(n_samples), "mixture": np.asarray(index), "domain": domains},
         name="loss",
-        attrs={"kind": kind},
+        attrs={"kind": kind, **_health_attrs(idata)},
     )
+
+
+def _health_attrs(idata: _arviz.InferenceData) -> dict[str, Any]:
+    """``health_ok`` and ``health`` (JSON) of the fit, for the attrs of what is drawn from it."""
+    stored = idata.posterior.attrs.get("bayesmix_health")
+    if stored is None:
+        return {}
+    from bayesmix.inference.diagnostics import SamplerHealth
+
+    return {"health_ok": int(SamplerHealth.from_json(stored).ok), "health": stored}
 
 
 def _is_int(value: Any) -> bool:

@@ -38,6 +38,9 @@ class OptimisationResult:
         Per solver start: the objective reached and whether it was feasible.
     target, risk, level, prob, n_draws, seconds
         What was optimised, on how many draws, and how long it took.
+    health
+        The :class:`~bayesmix.inference.diagnostics.SamplerHealth` of the fit the draws came
+        from (``None`` when the fit stored none); ``to_dict`` reports it as ``health_ok``.
     """
 
     mixture: pd.Series
@@ -54,6 +57,7 @@ class OptimisationResult:
     n_draws: int
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    health: Any = None
 
     @property
     def expected_loss(self) -> float:
@@ -78,6 +82,7 @@ class OptimisationResult:
             "reference_expected_loss": round(float(target["ref_mean"]), digits),
             "p_beats_reference": round(float(self.p_beats_reference), digits),
             "n_draws": self.n_draws,
+            "health_ok": None if self.health is None else bool(self.health.ok),
         }
 
     def __repr__(self) -> str:

@@ -295,7 +295,13 @@ def optimise(
         max_draws=max_draws,
         seed=seed,
     )
-    return solve(problem, n_starts=n_starts, seed=seed, prob=prob)
+    result = solve(problem, n_starts=n_starts, seed=seed, prob=prob)
+    stored = idata.posterior.attrs.get("bayesmix_health")
+    if stored is not None:  # the fit's sampler health travels with every answer drawn from it
+        from bayesmix.inference.diagnostics import SamplerHealth
+
+        result.health = SamplerHealth.from_json(stored)
+    return result
 
 
 def _check_arguments(

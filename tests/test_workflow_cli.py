@@ -238,3 +238,23 @@ def test_project_settings_errors(tmp_path):
         Project.create(tmp_path / "d", {"project": {"sizes": ["cpu-nope"]}})
     result = invoke("runs", "list", tmp_path / "missing")
     assert result.exit_code == 2 and "study.yaml" in result.output
+
+
+def test_corpus_import_builds_a_local_corpus(quickstart, tmp_path):
+    from bayesmix.proxy.study import Study
+
+    paths = write_fixture_corpus(tmp_path / "text")
+    study = tmp_path / "study"
+    for name, path in paths.items():
+        result = invoke("corpus", "import", study, name, path)
+        assert result.exit_code == 0, result.output
+        assert f"{name}:" in result.output and "train docs" in result.output
+    corpus = Study(study).load_corpus()
+    assert list(corpus.domains) == list(paths)
+    assert all(d.train and d.validation for d in corpus.domains.values())
+    assert invoke("corpus", "import", study, "web", tmp_path / "missing").exit_code == 1
+    # a study whose ledger has runs keeps its corpus, and says why
+    _folder, project, _settings, _ = quickstart
+    refused = invoke("corpus", "import", project, "web", paths["code"])
+    assert refused.exit_code == 1 and "already has runs" in refused.output
+    assert "web" not in Study(project).settings["corpus"]["paths"]

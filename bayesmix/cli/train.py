@@ -19,7 +19,8 @@ from rich.table import Table
 from bayesmix.errors import BayesmixError, InputError
 
 corpus_app = typer.Typer(
-    help="The embedded default corpus: list its domains, build its cache.", no_args_is_help=True
+    help="Corpora: list and build the embedded default corpus; import local text as a study's domain.",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -212,3 +213,55 @@ def sweep_cmd(
     )
     if report.failed:
         raise typer.Exit(1)
+
+
+@corpus_app.command("import")
+def corpus_import(
+    study: Annotated[
+        Path, typer.Argument(help="Study or project folder (created with a local corpus if missing).")
+    ],
+    domain: Annotated[str, typer.Argument(help="Domain name, e.g. papers.")],
+    path: Annotated[
+        Path, typer.Argument(help="Folder or file(s) of the domain's text: .txt, .jsonl, .parquet.")
+    ],
+    text_field: Annotated[str, typer.Option(help="JSONL field / Parquet column holding the text.")] = "text",
+) -> None:
+    """Add (or replace) a domain of local text in a study's corpus (``corpus: {kind: local}``).
+
+    The text is read and split into train/validation once here to check it, then the domain's
+    path is written to study.yaml; proxies train on it like on the embedded corpus. A study whose
+    ledger already has runs keeps its corpus (changing it would make those runs incomparable).
+    """
+    from bayesmix.data.corpus import load_local
+    from bayesmix.proxy.study import Study
+
+    try:
+        if not path.exists():
+            raise InputError("path", f"{path} does not exist", "give a folder or a .txt/.jsonl/.parquet file")
+        settings: dict = {}
+        if (study / "study.yaml").exists():
+            current = Study(study)
+            settings = dict(current.settings)
+            if current.ledger.runs():
+                raise InputError(
+                    "study",
+                    f"{study} already has runs in its ledger",
+                    "import corpora into a new study folder before training (its runs used the current corpus)",
+                )
+            corpus = dict(settings["corpus"])
+            if corpus.get("kind", "embedded") != "local":
+                corpus = {"kind": "local", "paths": {}}
+        else:
+            corpus = {"kind": "local", "paths": {}}
+        paths = {**corpus.get("paths", {}), domain: str(path.resolve())}
+        loaded = load_local({domain: paths[domain]}, text_field=text_field)
+        corpus.update({"paths": paths, "text_field": text_field})
+        settings["corpus"] = corpus
+        Study.create(study, settings, overwrite=True)
+    except BayesmixError as exc:
+        raise _fail(exc) from exc
+    d = loaded.domains[domain]
+    console.print(
+        f"{domain}: {len(d.train)} train docs ({d.train_bytes / 1e6:.2f} MB), {len(d.validation)} validation docs "
+        f"({d.validation_bytes / 1e6:.2f} MB); study {study} now has local domains {list(paths)}"
+    )

@@ -218,7 +218,7 @@ def test_fit_project_folder(quickstart, tmp_path):
     result = invoke("fit", copy)
     assert result.exit_code == 0, result.output
     assert (copy / "fits" / "nested" / "nested.json").exists() and (copy / "fits" / "proxy.nc").exists()
-    assert "Sampler joint" in result.output
+    assert "sampler joint" in result.output
     # the same seed gives the same numbers
     a = steps.load_fits(Project(project)).scaling.posterior["alpha"].values
     b = steps.load_fits(Project(copy)).scaling.posterior["alpha"].values

@@ -17,7 +17,14 @@ from rich.table import Table
 import bayesmix as bm
 from bayesmix.cli.train import corpus_app, sweep_cmd, train_cmd
 from bayesmix.cli.workflow import _fail as fail
-from bayesmix.cli.workflow import optimise_cmd, quickstart_cmd, report_cmd, runs_app, suggest_cmd
+from bayesmix.cli.workflow import (
+    optimise_cmd,
+    print_health,
+    quickstart_cmd,
+    report_cmd,
+    runs_app,
+    suggest_cmd,
+)
 from bayesmix.errors import BayesmixError
 
 app = typer.Typer(
@@ -157,11 +164,8 @@ def _fit_project(folder: Path, strict: bool) -> None:
     except BayesmixError as err:
         _fail(err)
         return
-    for line in steps.health_lines(nested.health):
-        console.print(f"Sampler {line}")
     console.print(f"Saved {project.nested_dir} and {project.proxy_fit_path}")
-    if strict and not all(h.ok for h in nested.health.values()):
-        raise typer.Exit(code=3)
+    print_health(nested.health, strict)
 
 
 @app.command()

@@ -294,10 +294,17 @@ def report_cmd(
     except BayesmixError as err:
         _fail(err)
         return
-    for line in steps.health_lines(nested.health):
-        console.print(f"sampler {line}")
     console.print(f"wrote {files.html} and {files.markdown}")
-    if strict and not all(h.ok for h in nested.health.values()):
+    print_health(nested.health, strict)
+
+
+def print_health(health: dict[str, Any], strict: bool) -> None:
+    """Print each fitted stage's sampler health; with ``strict``, exit 3 when any is not ok."""
+    from bayesmix.project.steps import health_lines
+
+    for line in health_lines(health):
+        console.print(f"sampler {line}")
+    if strict and not all(h.ok for h in health.values()):
         raise typer.Exit(code=3)
 
 

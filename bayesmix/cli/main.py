@@ -40,14 +40,12 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-app.add_typer(corpus_app, name="corpus")
-app.command("train")(train_cmd)
-app.command("sweep")(sweep_cmd)
-app.add_typer(runs_app, name="runs")
-app.command("optimise")(optimise_cmd)
-app.command("suggest")(suggest_cmd)
-app.command("report")(report_cmd)
-app.command("quickstart")(quickstart_cmd)
+START, PROXIES, METHOD = "1. Start here", "2. Proxy runs", "3. Fit, choose, report"
+app.command("quickstart", rich_help_panel=START)(quickstart_cmd)
+app.add_typer(corpus_app, name="corpus", rich_help_panel=PROXIES)
+app.command("train", rich_help_panel=PROXIES)(train_cmd)
+app.command("sweep", rich_help_panel=PROXIES)(sweep_cmd)
+app.add_typer(runs_app, name="runs", rich_help_panel=PROXIES)
 console = Console()
 
 LAWS = {"mixing": "per-domain M4 law (the paper's)", "implicit": "implicit aggregation", "linear": "linear"}
@@ -91,7 +89,7 @@ def _interval_table(summary: pd.DataFrame, title: str, truth: pd.Series | None =
     return table
 
 
-@app.command()
+@app.command(rich_help_panel=METHOD)
 def fit(
     runs: Path = typer.Argument(
         ...,
@@ -168,7 +166,7 @@ def _fit_project(folder: Path, strict: bool) -> None:
     print_health(nested.health, strict)
 
 
-@app.command()
+@app.command(rich_help_panel=METHOD)
 def predict(
     fitted: Path = typer.Argument(..., help="A fit written by `bayesmix fit` (.nc)."),
     mixtures: Path = typer.Argument(
@@ -209,7 +207,7 @@ def predict(
         raise typer.Exit(code=3)
 
 
-@app.command()
+@app.command(rich_help_panel=START)
 def demo(
     out: Path = typer.Option(
         Path("bayesmix-demo"), help="Folder for the example runs, the fit and the predictions."
@@ -248,6 +246,12 @@ def demo(
         f"mean absolute error {np.abs(summary['mean'] - true).mean():.4f} nats"
     )
     console.print(f"Wrote {out / 'fit.nc'}, {out / 'predictions.csv'}")
+
+
+# after fit and predict, so --help lists the method's commands in the order they are used
+app.command("optimise", rich_help_panel=METHOD)(optimise_cmd)
+app.command("suggest", rich_help_panel=METHOD)(suggest_cmd)
+app.command("report", rich_help_panel=METHOD)(report_cmd)
 
 
 if __name__ == "__main__":

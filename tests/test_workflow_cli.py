@@ -122,7 +122,14 @@ def test_quickstart_writes_every_artefact(quickstart):
     assert not any(tuple(sorted(r.mixture.items())) in done for r in plan)
     html = (proj.report_dir / "report.html").read_text()
     markdown = (proj.report_dir / "report.md").read_text()
-    for section in ("observed_vs_predicted", "scaling", "interactions", "optimum", "diagnostics", "suggestions"):
+    for section in (
+        "observed_vs_predicted",
+        "scaling",
+        "interactions",
+        "optimum",
+        "diagnostics",
+        "suggestions",
+    ):
         assert f"id='{section}'" in html, section
     assert "http://" not in html and "https://" not in html
     assert f"{optimum['p_beats_reference']:.3f}" in markdown
@@ -153,8 +160,10 @@ def test_runs_import_round_trip_and_refusals(quickstart, tmp_path):
     assert result.exit_code == 0 and "imported 12 runs" in result.output
     before = Project(project).study.ledger.to_long_table()
     after = Project(other).study.ledger.to_long_table()
-    columns = ["run", "domain", "loss", "tokens", "model_size"]
+    columns = ["run", "domain", "loss", "step", "tokens", "model_size"]
     pd.testing.assert_frame_equal(before[columns], after[columns])
+    # the imported curves are cut at the same point of training as the trained ones
+    assert len(Project(other).curves().frame) == len(Project(project).curves().frame)
     assert after["bits_per_byte"].isna().all()  # not measured for imported runs: NaN, not made up
     # importing again adds nothing; a table with an unknown domain is refused and nothing is added
     assert "imported 0 runs" in invoke("runs", "import", other, exported).output
@@ -171,6 +180,24 @@ def test_runs_import_round_trip_and_refusals(quickstart, tmp_path):
     refused = invoke("runs", "import", other, tmp_path / "nan.csv")
     assert refused.exit_code == 2 and "loss" in refused.output
     assert len(Project(other).study.ledger.runs()) == 12
+    # a table with one new run and one run that conflicts with the ledger adds nothing
+    table = pd.read_csv(exported)
+    first = table["run"].iloc[0]
+    clash = table[table["run"] == first].copy()
+    clash["model_size"] = clash["model_size"] * 2
+    fresh = table[table["run"] == first].copy()
+    fresh["run"] = "fresh"
+    pd.concat([fresh, clash]).to_csv(tmp_path / "clash.csv", index=False)
+    refused = invoke("runs", "import", other, tmp_path / "clash.csv")
+    assert refused.exit_code == 2 and "another mixture or model size" in refused.output
+    assert len(Project(other).study.ledger.runs()) == 12
+    # a run with one checkpoint is imported, and left out of the scaling fit with a warning
+    single = fresh[fresh["step"] == fresh["step"].max()].assign(run="single")
+    single.to_csv(tmp_path / "single.csv", index=False)
+    assert "imported 1 runs" in invoke("runs", "import", other, tmp_path / "single.csv").output
+    with pytest.warns(UserWarning, match="single"):
+        curves = Project(other).curves()
+    assert "single" not in set(curves.frame["run"]) and curves.frame["run"].nunique() == 12
 
 
 def test_optimise_on_project_with_bounds_target_and_strict(quickstart, tmp_path):
@@ -182,7 +209,9 @@ def test_optimise_on_project_with_bounds_target_and_strict(quickstart, tmp_path)
     assert record["target"] == "legal"
     assert 0.3 - 1e-6 <= record["mixture"]["code"] <= 0.5 + 1e-6
     # the tiny fit has r_hat > 1.01: --strict turns that into exit 3, after printing the result
-    health_ok = all(json.loads(out.read_text())["health"].values())
+    assert set(record["per_domain"]) == {"legal", "code", "dialogue", "target"}
+    health_ok = record["health_ok"]
+    assert health_ok == all(stage["ok"] for stage in record["health"].values())
     strict = invoke("optimise", project, "--strict", "--out", tmp_path / "s.json")
     assert strict.exit_code == (0 if health_ok else 3)
     assert invoke("optimise", project, "--bound", "code=high").exit_code == 2
@@ -192,10 +221,12 @@ def test_optimise_on_project_with_bounds_target_and_strict(quickstart, tmp_path)
 def test_report_command_rewrites_the_report(quickstart):
     _folder, project, _settings, _ = quickstart
     html = Project(project).report_dir / "report.html"
+    optimum = Project(project).optimum_path.read_bytes()
     html.unlink()
     result = invoke("report", project)
     assert result.exit_code == 0, result.output
     assert html.exists() and "wrote" in result.output
+    assert Project(project).optimum_path.read_bytes() == optimum  # the report writes no optimum
     assert invoke("report", project.parent / "nowhere").exit_code == 2
 
 
@@ -215,6 +246,8 @@ def test_fit_project_folder(quickstart, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(project, copy)
     shutil.rmtree(copy / "fits")
+    refused = invoke("fit", copy, "--draws", 10)
+    assert refused.exit_code == 2 and "--draws" in refused.output and not (copy / "fits").exists()
     result = invoke("fit", copy)
     assert result.exit_code == 0, result.output
     assert (copy / "fits" / "nested" / "nested.json").exists() and (copy / "fits" / "proxy.nc").exists()

@@ -121,6 +121,18 @@ def fit(
 ) -> None:
     """Fit a mixing law to a run table (or the nested laws to a project's runs) and save the posterior."""
     if runs.is_dir():
+        given = {"--out": (out, Path("fit.nc")), "--layout": (layout, "wide"), "--law": (law, "mixing"),
+                 "--exponent": (exponent, "1"), "--components": (components, 3), "--method": (method, "nuts"),
+                 "--draws": (draws, 1000), "--tune": (tune, 1000), "--chains": (chains, 4), "--seed": (seed, 0),
+                 "--renormalise": (renormalise, False)}  # fmt: skip
+        for option, (value, default) in given.items():
+            if value != default:
+                _fail(
+                    bm.InputError(
+                        option, "is not used for a project folder", "set project.fit / seed in its study.yaml"
+                    )
+                )
+                return
         _fit_project(runs, strict)
         return
     try:

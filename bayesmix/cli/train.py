@@ -253,6 +253,14 @@ def corpus_import(
                 corpus = {"kind": "local", "paths": {}}
         else:
             corpus = {"kind": "local", "paths": {}}
+        others = {d: p for d, p in corpus.get("paths", {}).items() if d != domain}
+        if others and corpus.get("text_field", "text") != text_field:
+            raise InputError(
+                "--text-field",
+                f"is {text_field!r} but the study's other domains {list(others)} are read with "
+                f"{corpus.get('text_field', 'text')!r} (one text field per corpus)",
+                "store the text under one field name for every domain",
+            )
         paths = {**corpus.get("paths", {}), domain: str(path.resolve())}
         loaded = load_local({domain: paths[domain]}, text_field=text_field)
         corpus.update({"paths": paths, "text_field": text_field})

@@ -7,7 +7,6 @@ Registered in :mod:`bayesmix.cli.main`. Each reads and writes a project folder
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -170,7 +169,9 @@ def optimise_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Write the result as JSON (default: <project>/optimum.json).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the posterior draws used.")] = 0,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the posterior draws used (default: the project's, or 0).")
+    ] = None,
     strict: StrictOpt = False,
 ) -> None:
     """Choose the mixture that minimises the expected (or risk-adjusted) loss, with intervals.
@@ -197,52 +198,30 @@ def optimise_cmd(
         chosen_target: Any = target
         if target is not None and "=" in target:
             chosen_target = parse_mixture(target)
+        limits = {"risk": risk, "level": level, "bounds": bounds or None, "exclude": exclude or ()}
         if fitted.is_dir():
             project = _open(fitted)
             nested = steps.load_fits(project)
-            from bayesmix.inference.nested_target import target_fit
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", bm.SamplerHealthWarning)
-                size, tokens = project.target_scale()
-                idata = target_fit(nested, model_size=size, tokens=tokens)
-            reference = project.reference()
-            chosen_target = project.objective() if chosen_target is None else chosen_target
+            result = steps.choose(project, nested, target=chosen_target, seed=seed, out=out or True, **limits)
             health = nested.health
             out = out or project.optimum_path
         else:
             idata = bm.load(fitted)
-            reference = None
-            chosen_target = "mean" if chosen_target is None else chosen_target
+            result = bm.optimise(
+                idata, target="mean" if chosen_target is None else chosen_target, seed=seed or 0, **limits
+            )
             health = {"fit": bm.health(idata)}
-        result = bm.optimise(
-            idata,
-            target=chosen_target,
-            risk=risk,
-            level=level,
-            bounds=bounds or None,
-            exclude=exclude or (),
-            reference=reference,
-            seed=seed,
-        )
+            if out is not None:
+                steps.write_json(out, result.to_dict())
     except BayesmixError as err:
         _fail(err)
         return
     console.print(optimum_table(result))
     console.print(loss_table(result, result.prob))
     console.print(f"P(optimum beats the reference) = {result.p_beats_reference:.3f}")
-    for stage, h in health.items():
-        console.print(f"sampler ({stage}): {h}")
     if out is not None:
-        from bayesmix.project.steps import write_json
-
-        record = result.to_dict() | {"health": {s: h.ok for s, h in health.items()}}
-        if fitted.is_dir():
-            record |= {"model_size": size, "tokens": tokens}
-        write_json(out, record)
         console.print(f"wrote {out}")
-    if strict and not all(h.ok for h in health.values()):
-        raise typer.Exit(code=3)
+    print_health(health, strict)
 
 
 def suggest_cmd(
@@ -335,6 +314,12 @@ QUICKSTART_SETTINGS: dict[str, Any] = {
 REPLACED_KEYS = ("corpus", "target", "reference", "objective", "paths")  # replaced whole, never merged
 
 
+def reference_name(project: Any) -> str:
+    """How the project's reference mixture is called in messages."""
+    reference = project.settings.reference
+    return reference if isinstance(reference, str) else "reference"
+
+
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():
@@ -387,6 +372,10 @@ def quickstart_cmd(
         if (project / "study.yaml").exists():
             proj = Project(project)
             console.print(f"[bold]Resuming project[/] {project}")
+            if settings is not None:
+                console.print(
+                    f"(--settings {settings} is not applied: {project / 'study.yaml'} holds the settings)"
+                )
         else:
             proj = Project.create(project, chosen)
             console.print(f"[bold]New project[/] {project}")
@@ -413,7 +402,7 @@ def quickstart_cmd(
         console.print(optimum_table(result))
         console.print(loss_table(result, result.prob))
         console.print(
-            f"P(optimum beats the natural mixture) = [bold]{result.p_beats_reference:.3f}[/] "
+            f"P(optimum beats the {reference_name(proj)} mixture) = [bold]{result.p_beats_reference:.3f}[/] "
             f"at {size:,.0f} parameters x {tokens:,.0f} tokens"
         )
         console.rule("5. next runs")
@@ -432,7 +421,7 @@ def quickstart_cmd(
     minutes = (time.perf_counter() - started) / 60
     console.print(
         f"[bold green]quickstart done[/] in {minutes:.1f} min: optimum {result.expected_loss:.4f} "
-        f"vs natural {float(result.summary.loc['target', 'ref_mean']):.4f} "
+        f"vs {reference_name(proj)} {float(result.summary.loc['target', 'ref_mean']):.4f} "
         f"(P beats = {result.p_beats_reference:.3f}); report {files.html}, {files.markdown}; "
         f"next runs {proj.suggestions_path}"
     )

@@ -11,8 +11,9 @@ Layout of a saved nested fit::
     <folder>/size-<i>.nc        staged fits: size stages fitted so far (their target tokens in the manifest)
     <folder>/mixing-<i>.nc      mixing stages fitted so far (their target scale in the manifest)
 
-Every file is written under a temporary name and moved into place; the manifest is written last,
-so an interrupted save leaves either the previous fit or no manifest, never a mix. ``load_nested``
+Every file is written under a temporary name and moved into place, and the manifest (with the
+sha256 of every file) last: a save interrupted half way leaves files that do not match the
+manifest, which ``load_nested`` refuses (it never mixes two fits; save again). ``load_nested``
 checks the format, every checksum and the bayesmix version, rebuilds the curves from the table
 (deterministically, exactly as the fit did) and returns a fit that predicts exactly what the
 saved one predicted, cached stages included.
@@ -133,6 +134,18 @@ def _read_manifest(folder: Path, allow_other_version: bool) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
         kind, file_format = manifest["kind"], manifest["format"]
         checksums: dict[str, str] = manifest["sha256"]
+        needed = (
+            "method",
+            "settings",
+            "fit_seconds",
+            "health",
+            "domain_order",
+            "size_stages",
+            "mixing_stages",
+        )
+        missing = [key for key in needed if key not in manifest]
+        if missing:
+            raise KeyError(missing[0])
     except (ValueError, KeyError, TypeError) as exc:
         raise IncompatibleFileError(
             f"{path} is not a valid nested-fit manifest ({exc}); save the fit again"
@@ -162,9 +175,16 @@ def _read_manifest(folder: Path, allow_other_version: bool) -> dict[str, Any]:
 
 def _read_table(folder: Path, domain_order: list[str]) -> CurveTable:
     try:
-        frame = pd.read_csv(folder / "curves.csv", dtype={"run": str, "domain": str, "mixture": str})
-        mixtures = pd.read_csv(folder / "mixtures.csv", index_col="mixture", dtype={"mixture": str})
-        runs = pd.read_csv(folder / "runs.csv", index_col="run", dtype={"run": str, "mixture": str})
+        # keep_default_na=False: a run or domain named "NA" or "null" stays a name
+        frame = pd.read_csv(
+            folder / "curves.csv", dtype={"run": str, "domain": str, "mixture": str}, keep_default_na=False
+        )
+        mixtures = pd.read_csv(
+            folder / "mixtures.csv", index_col="mixture", dtype={"mixture": str}, keep_default_na=False
+        )
+        runs = pd.read_csv(
+            folder / "runs.csv", index_col="run", dtype={"run": str, "mixture": str}, keep_default_na=False
+        )
     except (ValueError, KeyError, pd.errors.ParserError) as exc:
         raise IncompatibleFileError(f"{folder} holds unreadable curve tables ({exc})") from None
     mixtures.columns = [str(c) for c in mixtures.columns]

@@ -30,6 +30,7 @@ The ``project:`` section of ``study.yaml`` (every key optional; see :class:`Proj
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayesmix.data.curves import CurveTable
+from bayesmix.data.curves import MIN_CHECKPOINTS, CurveTable
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError, NotEnoughDataError
 from bayesmix.proxy.config import count_params
@@ -271,9 +272,33 @@ class Project:
         return frame
 
     def curves(self) -> CurveTable:
-        """The finished runs' loss curves from step ``min_step`` on, for the nested fit."""
+        """The finished runs' loss curves, for the nested fit.
+
+        Checkpoints before ``min_step`` steps of the project's proxies (in tokens:
+        ``min_step x batch x sequence length``, so imported runs are cut at the same point of
+        training) are left out, and so are runs left with fewer than 3 checkpoints (with a
+        warning naming them; they still serve the mixing law through :meth:`final_runs`).
+        """
         frame = self.long_table()
-        return CurveTable.from_long(frame[frame["step"] >= self.settings.min_step])
+        tokens_per_step = self.proxy_tokens() / self.settings.steps
+        frame = frame[frame["tokens"] >= self.settings.min_step * tokens_per_step]
+        counts = frame.groupby("run")["step"].nunique()
+        short = sorted(counts.index[counts < MIN_CHECKPOINTS])
+        if short:
+            warnings.warn(
+                f"{len(short)} runs have fewer than {MIN_CHECKPOINTS} checkpoints from step "
+                f"{self.settings.min_step} on and are left out of the scaling fit: {short[:5]}",
+                UserWarning,
+                stacklevel=2,
+            )
+            frame = frame[~frame["run"].isin(short)]
+        if frame.empty:
+            raise NotEnoughDataError(
+                "ledger",
+                f"no run has {MIN_CHECKPOINTS} checkpoints from step {self.settings.min_step} on",
+                "evaluate more checkpoints per run (train.n_evals), or lower project.min_step",
+            )
+        return CurveTable.from_long(frame)
 
     def final_runs(self, model_size: float | None = None) -> RunTable:
         """Final-checkpoint losses of the runs of one model size (default: the largest trained)."""

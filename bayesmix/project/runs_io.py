@@ -4,25 +4,25 @@ An imported table is the tidy long layout of :class:`bayesmix.CurveTable`: one r
 validation domain, checkpoint) with ``run``, ``domain``, ``loss``, ``model_size`` (non-embedding
 parameters), ``tokens`` (or ``step`` with ``tokens_per_step``) and the run's mixture as
 ``mix_<domain>`` columns. A run with one checkpoint is accepted (it serves the mixing law; the
-nested fit needs 3 or more). Imported runs are stored as finished runs of model ``"imported"``
-with the file's digest as their corpus, so the ledger says where they came from.
+nested fit needs 3 or more, and leaves out runs with fewer). Imported runs are stored as finished
+runs of model ``"imported-<model_size>"`` with corpus and tokenizer ``"imported"``; a checkpoint's
+step is the table's ``step`` column, else ``tokens / tokens_per_step``, else its rank in the run.
+Every run is checked against the ledger before any is written (a conflict adds nothing), and a
+run is marked finished only after all its evaluations are written, so an interrupted import is
+completed by importing the same table again.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
 from bayesmix.data.curves import CurveTable
 from bayesmix.data.ledger import UNKNOWN_BPB, RunRecord
+from bayesmix.data.runs import read_table
 from bayesmix.errors import InputError
 from bayesmix.project.project import Project
-
-
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
 
 def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | None = None) -> list[str]:
@@ -60,49 +60,92 @@ def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | 
             f"{unknown} are not domains of project {project.folder} ({project.domains})",
             "rename the columns/domains to the project's, or create a project whose corpus has them",
         )
+    steps = _checkpoint_steps(path, table, tokens_per_step)
     ledger = project.study.ledger
-    source = f"imported:{path.name}:{_digest(path)}"
-    added = []
-    frame = table.frame
-    for run_id, rows in frame.groupby("run", sort=True):
+    records = []
+    for run_id, rows in table.frame.groupby("run", sort=True):
         info = table.runs.loc[run_id]
         mixture = {d: float(v) for d, v in table.mixtures.loc[info["mixture"]].items() if float(v) > 0}
         size = round(float(info["model_size"]))
         record = RunRecord(
             id=str(run_id),
             mixture=mixture,
-            model_name="imported",
+            model_name=f"imported-{size}",
             model_config={},
-            train_config={"source": path.name},
+            train_config={},
             params_non_embedding=size,
             params_total=size,
             flops_per_token=6.0 * size,
             tokens=int(rows["tokens"].max()),
             seed=0,
-            corpus=source,
+            corpus="imported",
             tokenizer="imported",
-            status="finished",
+            status="running",
         )
-        if not ledger.add_run(record):
-            continue
-        checkpoints = sorted(rows["tokens"].unique())
-        for step, tokens in enumerate(checkpoints, start=1):
+        records.append((record, rows))
+    # check every run against the ledger before writing any: a conflict adds nothing
+    existing = {r.id: r for r in ledger.runs()}
+    for record, _ in records:
+        old = existing.get(record.id)
+        if old is not None and (
+            old.mixture != record.mixture or old.params_non_embedding != record.params_non_embedding
+        ):
+            raise InputError(
+                f"run {record.id!r}",
+                "is already in the ledger with another mixture or model size",
+                "rename the run in the table, or import it into another project",
+            )
+    added = []
+    for record, rows in records:
+        old = existing.get(record.id)
+        if old is not None and old.status == "finished":
+            continue  # imported before: nothing to do
+        ledger.add_run(record)  # as running: finished only once all its evaluations are written
+        for tokens in sorted(rows["tokens"].unique()):
             at = rows[rows["tokens"] == tokens]
             # bits per byte are unknown for imported runs: stored as UNKNOWN_BPB (-1), exported as NaN
             ledger.record_eval(
-                str(run_id),
-                step,
+                record.id,
+                steps[(record.id, float(tokens))],
                 int(tokens),
                 {d: (float(v), UNKNOWN_BPB) for d, v in zip(at["domain"], at["loss"], strict=True)},
             )
-        added.append(str(run_id))
+        ledger.set_status(record.id, "finished")
+        added.append(record.id)
     return added
+
+
+def _checkpoint_steps(
+    path: Path, table: CurveTable, tokens_per_step: float | None
+) -> dict[tuple[str, float], int]:
+    """The optimiser step of each (run, tokens) checkpoint.
+
+    The table's ``step`` column, else ``tokens / tokens_per_step``, else the checkpoint's rank in
+    its run (1, 2, ...).
+    """
+    raw = read_table(path, "table")
+    raw.columns = [str(c) for c in raw.columns]
+    if "step" in raw.columns and "tokens" in raw.columns:
+        return {
+            (str(r), float(t)): int(s) for r, t, s in zip(raw["run"], raw["tokens"], raw["step"], strict=True)
+        }
+    if tokens_per_step:
+        return {
+            (str(r), float(t)): round(float(t) / tokens_per_step)
+            for r, t in zip(table.frame["run"], table.frame["tokens"], strict=True)
+        }
+    out = {}
+    for run, rows in table.frame.groupby("run"):
+        for rank, tokens in enumerate(sorted(rows["tokens"].unique()), start=1):
+            out[(str(run), float(tokens))] = rank
+    return out
 
 
 def export_runs(project: Project, path: str | Path, *, include_unfinished: bool = False) -> Path:
     """Write the ledger's long table (every checkpoint of every finished run) to CSV or Parquet."""
     path = Path(path)
     frame: pd.DataFrame = project.study.ledger.to_long_table(include_unfinished=include_unfinished)
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
     elif path.suffix == ".csv":

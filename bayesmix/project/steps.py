@@ -75,9 +75,17 @@ def fit_project(project: Project, *, strict: bool = False, progressbar: bool = F
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerHealthWarning)
         nested = fit_nested(table, strict=strict, progressbar=progressbar, **settings)
-        proxy = fit(project.final_runs(), strict=strict, progressbar=progressbar, **settings)
-    save_nested(nested, project.nested_dir)
-    save(proxy, project.proxy_fit_path)
+    save_nested(nested, project.nested_dir)  # saved before the proxy fit, which may refuse its data
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SamplerHealthWarning)
+            proxy = fit(project.final_runs(), strict=strict, progressbar=progressbar, **settings)
+    except InputError as err:
+        project.proxy_fit_path.unlink(missing_ok=True)  # never leave a stale check behind
+        project.proxy_fit_path.with_suffix(".json").unlink(missing_ok=True)
+        warnings.warn(f"the mixing-law check on the largest proxy size was not fitted: {err}", stacklevel=2)
+    else:
+        save(proxy, project.proxy_fit_path)
     return nested
 
 
@@ -86,8 +94,31 @@ def load_fits(project: Project) -> NestedFit:
     return load_nested(project.nested_dir)
 
 
-def choose(project: Project, nested: NestedFit | None = None, *, strict: bool = False) -> OptimisationResult:
-    """Optimise the mixture for the target scale and write ``optimum.json``.
+def choose(
+    project: Project,
+    nested: NestedFit | None = None,
+    *,
+    strict: bool = False,
+    out: os.PathLike[str] | bool | None = True,
+    target: Any = None,
+    seed: int | None = None,
+    **options: Any,
+) -> OptimisationResult:
+    """Optimise the mixture for the project's target scale (and write ``optimum.json``).
+
+    Parameters
+    ----------
+    project, nested
+        The project and its nested fit (default: the saved one).
+    strict
+        Raise :class:`SamplerHealthError` when a fitted stage is not healthy (after writing).
+    out
+        Where to write the result (:func:`optimum_record`): ``True`` for ``optimum.json``, a
+        path, or ``False``/``None`` to write nothing (the report recomputes without writing).
+    target, seed
+        The optimiser's target (default the project's objective) and seed (default the project's).
+    **options
+        Further :func:`bayesmix.optimise` arguments (``risk``, ``level``, ``bounds``, ``exclude``...).
 
     The target-scale mixing law (:func:`~bayesmix.inference.nested_target.target_fit`) is fitted
     on first use and saved with the nested fit, so a rerun reuses it.
@@ -102,15 +133,19 @@ def choose(project: Project, nested: NestedFit | None = None, *, strict: bool = 
         mixing = target_fit(nested, model_size=model_size, tokens=tokens)
     if set(nested.mixing_stages) != fitted_before:
         save_nested(nested, project.nested_dir)
+    objective = project.objective() if target is None else target
     result = optimise(
         mixing,
-        target=project.objective(),
+        target=objective,
         reference=project.reference(),
-        seed=project.settings.seed,
+        seed=project.settings.seed if seed is None else seed,
+        **options,
     )
-    health = stage_health(nested)
-    result.extra.update({"model_size": model_size, "tokens": tokens, "health": health})
-    write_json(project.optimum_path, optimum_record(result, nested))
+    result.extra.update(
+        {"model_size": model_size, "tokens": tokens, "health": stage_health(nested), "target": objective}
+    )
+    if out:
+        write_json(project.optimum_path if out is True else out, optimum_record(result, nested))
     if strict:
         check_strict(nested)
     return result
@@ -151,6 +186,7 @@ def write_json(path: os.PathLike[str], record: dict[str, Any]) -> None:
     from pathlib import Path
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(temporary, path)
@@ -173,8 +209,9 @@ def suggest(project: Project, n: int | None = None) -> Suggestions:
     model's scale, planned and running runs are pending (the batch never repeats them). With runs
     at several proxy sizes the proposals are cost-aware (mixture, size) pairs: the value of a run
     for the largest proxy size's optimum per unit of compute ``6 N D``, so a cheap small run is
-    proposed when it teaches enough. With one size, every proposed mixture is planned at every
-    configured size.
+    proposed when it teaches enough. With one size, or with runs imported from elsewhere (no
+    ladder size to train them at), the designer learns from the largest size's final losses and
+    every proposed mixture is planned at every configured size.
     """
     from bayesmix.design import Designer
 
@@ -187,16 +224,23 @@ def suggest(project: Project, n: int | None = None) -> Suggestions:
         raise NotEnoughDataError(
             "ledger", "has no finished run", "train the initial design first (bayesmix sweep)"
         )
-    multi_scale = len({r.model_name for r in ledger.runs()}) > 1
-    designer = Designer.from_ledger(
-        ledger,
-        project.designer_target(),
-        domains=project.domains,
-        acquisition=project.settings.acquisition,
-        seed=project.settings.seed,
-        n_initial=len(finished),
-        cost_aware=multi_scale,
-    )
+    models = {r.model_name for r in ledger.runs()}
+    # (mixture, size) pairs only when every run is of a ladder size the project trains: a run
+    # imported from elsewhere is no size `bayesmix sweep` could train a proposal at
+    multi_scale = len(models) > 1 and models <= set(project.settings.sizes)
+    options = {"acquisition": project.settings.acquisition, "seed": project.settings.seed}
+    if multi_scale:
+        designer = Designer.from_ledger(
+            ledger,
+            project.designer_target(),
+            domains=project.domains,
+            n_initial=len(finished),
+            cost_aware=True,
+            **options,
+        )
+    else:
+        runs = project.final_runs()
+        designer = Designer.from_runs(runs, project.designer_target(), n_initial=runs.n_runs, **options)
     proposals = designer.ask(n)
     planned = [
         RunSpec.make(p.mixture, size, project.settings.steps, project.settings.seed)
@@ -250,7 +294,7 @@ def report(
     from bayesmix.report import build_report
 
     nested = load_fits(project) if nested is None else nested
-    optimum = choose(project, nested) if optimum is None else optimum
+    optimum = choose(project, nested, out=False) if optimum is None else optimum
     model_size, tokens = project.target_scale()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerHealthWarning)

@@ -112,9 +112,15 @@ def test_staged_pipeline_recovers_target():
 
 @pytest.mark.slow
 def test_interval_coverage_on_simulated_ground_truth():
-    """90% intervals of the extrapolated target-scale law cover the truth 85-95% of the time."""
+    """90% intervals of the extrapolated target-scale law cover the truth 85-95% of the time.
+
+    The ~18 targets of one study share its fitted exponents, so they are covered or missed
+    together: the independent units are the studies. With 8 studies the pooled coverage was
+    0.964 (a few studies decide it); 20 studies (348 targets) measured 0.940 (about 11 minutes
+    on 2 cores).
+    """
     hits = []
-    for seed in range(8):
+    for seed in range(20):
         truth, table, _ = _study(seed=100 + seed)
         fitted = fit_nested(table, draws=500, tune=500, chains=2, seed=seed)
         draws = predict_target(fitted, **TARGET, kind="mean", seed=seed)

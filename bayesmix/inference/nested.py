@@ -396,6 +396,7 @@ def predict_target(
     renormalise: bool = False,
     max_draws: int | None = 2000,
     seed: int = 0,
+    discrepancy: Any = None,
 ) -> xr.DataArray:
     """Draws of the loss at the target scale ``(N*, D*)`` per validation domain and in total.
 
@@ -425,6 +426,11 @@ def predict_target(
         Use at most this many posterior draws.
     seed
         Seed of the noise draws and of the draw subset.
+    discrepancy
+        ``None``, or a model-discrepancy scale for the size extrapolation: the result of
+        :func:`~bayesmix.inference.nested_calibration.calibrate_extrapolation` (or its
+        ``kappa``). Draws are multiplied by ``exp(kappa * ln(N*/N_max) * z)``, one ``z`` per
+        draw shared by every mixture and domain; no change at or below the largest fitted size.
 
     Returns
     -------
@@ -457,6 +463,10 @@ def predict_target(
         raise InputError("max_draws", f"got {max_draws!r}", "give a positive integer, or None for all draws")
     if not isinstance(renormalise, bool | np.bool_):
         raise InputError("renormalise", f"got {renormalise!r}", "give True or False")
+    if discrepancy is not None:  # checked before any stage is fitted
+        from bayesmix.inference.nested_calibration import discrepancy_factor
+
+        discrepancy_factor(discrepancy, 1.0, 1.0, 1, 0)
     shares = composition if composition is not None else dict.fromkeys(fitted.domains, 1.0)
     aggregation = ExplicitAggregation(shares, list(fitted.domains))  # checked before any stage is fitted
     observed = fitted.mixtures
@@ -489,6 +499,10 @@ def predict_target(
             pick = rng.integers(0, noise.shape[0], size=values.shape[0])
             misfit = params["sigma"][:, None, :] * rng.standard_normal(values.shape)
             values = values + misfit + noise[pick][:, None, :]
+    if discrepancy is not None:
+        largest = float(fitted.table.model_sizes.max())
+        factor = discrepancy_factor(discrepancy, model_size, largest, values.shape[0], seed)
+        values = values * factor[:, None, None]
     domains = list(fitted.domains)
     total = aggregation(values)
     values = np.concatenate([values, total[..., None]], axis=-1)

@@ -68,3 +68,10 @@ __all__ += ["LossConstraint", "OptimisationResult", "critical_proportion", "opti
 from bayesmix.design import Designer  # noqa: E402 (appended export)
 
 __all__ += ["Designer"]
+
+# issue 3: nested fits saved and loaded, the target-scale mixing law, extrapolation calibration
+from bayesmix.inference.nested_calibration import calibrate_extrapolation  # noqa: E402
+from bayesmix.inference.nested_io import load_nested, save_nested  # noqa: E402
+from bayesmix.inference.nested_target import target_fit  # noqa: E402
+
+__all__ += ["calibrate_extrapolation", "load_nested", "save_nested", "target_fit"]

@@ -1,0 +1,125 @@
+"""Reliability (issue 8): fuzzed arguments and files of the project-workflow commands.
+
+``bayesmix optimise`` (``--target``, ``--bound``, ``--exclude``, ``--risk``, ``--level`` on a saved
+fit) and ``bayesmix runs import`` (random long tables): every invocation either succeeds or exits 2
+with a documented error that names the field and the fix; a raw exception fails the test, and a
+refused import leaves the ledger as it was.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import bayesmix as bm
+from bayesmix.cli.main import app
+from bayesmix.data.simulate import random_law, simulate_runs
+from bayesmix.project import Project
+
+TRIED: Counter[str] = Counter()
+OUTCOMES: Counter[tuple[str, int]] = Counter()
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+DOMAINS = ["web", "code", "papers"]
+
+
+def run(kind: str, args: list[str]):
+    TRIED[kind] += 1
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=True)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"bayesmix {args}: raw {type(result.exception).__name__}: {result.exception}"
+    )
+    OUTCOMES[(kind, result.exit_code)] += 1
+    if result.exit_code not in (0, 2):
+        raise AssertionError(f"bayesmix {args}: exit {result.exit_code}: {result.output}")
+    if result.exit_code == 2 and "error" in result.output:
+        assert "Fix:" in result.output, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def fit_file(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("opt")
+    fitted = bm.fit(simulate_runs(random_law(3, seed=1, noise_sd=0.01), 20, seed=1), method="map")
+    return bm.save(fitted, folder / "fit.nc")
+
+
+words = st.sampled_from([*DOMAINS, "nope", "", "mean", "web=1", "code=0.5,web=0.5", "=", "[/x]", "1e400"])
+bounds = st.one_of(
+    st.builds(lambda d, lo, hi: f"{d}={lo}:{hi}", words, st.sampled_from(["", "0", "0.2", "-1", "x", "nan"]),
+              st.sampled_from(["", "1", "0.1", "2", "inf", "y"])),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@FUZZ
+@given(
+    target=st.one_of(st.none(), words, st.text(max_size=10)),
+    bound=st.lists(bounds, max_size=2),
+    exclude=st.lists(words, max_size=2),
+    risk=st.sampled_from(["mean", "cvar", "quantile", "max", ""]),
+    level=st.sampled_from(["0.9", "0", "1", "-3", "nan", "abc"]),
+)
+def test_optimise_arguments(fit_file, target, bound, exclude, risk, level):
+    args = ["optimise", fit_file, "--risk", risk, "--level", level]
+    args += [] if target is None else ["--target", target]
+    for b in bound:
+        args += ["--bound", b]
+    for e in exclude:
+        args += ["--exclude", e]
+    result = run("optimise", args)
+    if result.exit_code == 0:
+        assert "P(optimum beats the reference)" in result.output
+
+
+cell = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 10**7), st.text(max_size=4))
+
+
+BASE = ["run", "domain", "loss", "tokens", "step", "model_size", "mix_web", "mix_code"]
+
+
+@FUZZ
+@given(
+    data=st.data(),
+    n_runs=st.integers(1, 3),
+    dropped=st.one_of(st.none(), st.sampled_from(BASE)),
+    extra_domain=st.booleans(),
+    damage=st.integers(0, 3),
+)
+def test_runs_import_tables(tmp_path_factory, data, n_runs, dropped, extra_domain, damage):
+    folder = tmp_path_factory.mktemp("imp")
+    project = Project.create(folder / "p", {"corpus": {"kind": "embedded", "domains": ["web", "code"]}})
+    columns = [c for c in BASE if c != dropped] + (["mix_x"] if extra_domain else [])
+    rows = []
+    for r in range(n_runs):
+        for tokens in (1e6, 2e6, 4e6):
+            for domain in ("web", "code"):
+                row = {"run": f"r{r}", "domain": domain, "loss": 3.0 - np.log10(tokens) / 10, "tokens": tokens,
+                       "step": tokens / 1e3, "model_size": 1e6, "mix_web": 0.5, "mix_code": 0.5, "mix_x": 0.0}  # fmt: skip
+                rows.append({c: row[c] for c in columns})
+    for _ in range(damage):  # damage a few cells
+        rows[data.draw(st.integers(0, len(rows) - 1))][data.draw(st.sampled_from(columns))] = data.draw(cell)
+    buffer = io.StringIO()
+    pd.DataFrame(rows).to_csv(buffer, index=False)
+    path = folder / "runs.csv"
+    path.write_text(buffer.getvalue())
+    before = len(project.study.ledger.runs())
+    result = run("runs import", ["runs", "import", project.folder, path])
+    runs = project.study.ledger.runs()
+    if result.exit_code != 0:
+        assert len(runs) == before  # a refused import adds nothing
+    else:
+        assert runs and all(r.status == "finished" for r in runs)
+
+
+def test_inputs_were_counted():
+    assert TRIED["optimise"] >= 60 and TRIED["runs import"] >= 60
+    # both accepted and refused inputs occurred, so the checks above were exercised both ways
+    for kind in ("optimise", "runs import"):
+        assert OUTCOMES[(kind, 0)] > 0 and OUTCOMES[(kind, 2)] > 0, dict(OUTCOMES)

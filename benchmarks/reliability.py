@@ -105,6 +105,7 @@ def fuzz(n_examples: int) -> tuple[Counter[str], Counter[str], Counter[str], lis
         "load_plan": (st.text(max_size=60), lambda text: plan_file(plan_dir / "plan.yaml", text)),
     }
     entry_points.update(_second_families(tn, tc, idata))
+    entry_points.update(_workflow_families(idata))
     with ExitStack() as stack:
         _no_sampling_or_training(stack, tn, tc)
         for kind, (strategy, entry) in entry_points.items():
@@ -204,6 +205,43 @@ def _second_families(tn: Any, tc: Any, idata: Any) -> dict[str, tuple[Any, Calla
             lambda o: cli(options(["sweep", str(study)], {**o, "--plan": str(plans[o["--plan"]])})),
         ),
         "study.yaml": (tc.study_texts, study_file),
+    }
+
+
+def _workflow_families(idata: Any) -> dict[str, tuple[Any, Callable[[Any], Any]]]:
+    """The project-workflow CLI: ``bayesmix optimise`` arguments and ``bayesmix runs import`` tables."""
+    import test_reliability_workflow as tw
+    from typer.testing import CliRunner
+
+    from bayesmix.cli.main import app
+
+    folder = Path(tempfile.mkdtemp(prefix="bayesmix-workflow-"))
+    fit_path = bm.save(idata, folder / "fit.nc")
+    runner = CliRunner()
+    count = Counter[str]()
+
+    def cli(args: list[Any]) -> object:
+        result = runner.invoke(app, [str(a) for a in args], catch_exceptions=True)
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception  # a raw exception the user would have seen
+        if result.exit_code == 0:
+            return None
+        if result.exit_code == 2 and ("Fix:" in result.output or "Usage" in result.output):
+            return REFUSED
+        raise RuntimeError(f"bayesmix {args[0]} exited {result.exit_code}: {result.output[-200:]}")
+
+    def import_table(spec: Any) -> object:
+        count["import"] += 1
+        project = tw.new_project(folder / f"p{count['import']}")
+        tw.write_table(folder / "runs.csv", spec)
+        outcome = cli(["runs", "import", project.folder, folder / "runs.csv"])
+        if outcome is REFUSED and project.study.ledger.runs():
+            raise RuntimeError("a refused import left runs in the ledger")
+        return outcome
+
+    return {
+        "bayesmix optimise": (tw.optimise_options, lambda args: cli(["optimise", fit_path, *args])),
+        "bayesmix runs import": (tw.import_tables, import_table),
     }
 
 

@@ -58,43 +58,50 @@ bounds = st.one_of(
 )  # fmt: skip
 
 
-@FUZZ
-@given(
+def optimise_args(target, bound, exclude, risk, level) -> list[str]:
+    """The arguments after ``bayesmix optimise <fit>``."""
+    args = ["--risk", risk, "--level", level] + ([] if target is None else ["--target", target])
+    for b in bound:
+        args += ["--bound", b]
+    for e in exclude:
+        args += ["--exclude", e]
+    return args
+
+
+#: fuzzed argument lists of ``bayesmix optimise <fit>`` (also used by benchmarks/reliability.py)
+optimise_options = st.builds(
+    optimise_args,
     target=st.one_of(st.none(), words, st.text(max_size=10)),
     bound=st.lists(bounds, max_size=2),
     exclude=st.lists(words, max_size=2),
     risk=st.sampled_from(["mean", "cvar", "quantile", "max", ""]),
     level=st.sampled_from(["0.9", "0", "1", "-3", "nan", "abc"]),
 )
-def test_optimise_arguments(fit_file, target, bound, exclude, risk, level):
-    args = ["optimise", fit_file, "--risk", risk, "--level", level]
-    args += [] if target is None else ["--target", target]
-    for b in bound:
-        args += ["--bound", b]
-    for e in exclude:
-        args += ["--exclude", e]
-    result = run("optimise", args)
+
+
+@FUZZ
+@given(args=optimise_options)
+def test_optimise_arguments(fit_file, args):
+    result = run("optimise", ["optimise", fit_file, *args])
     if result.exit_code == 0:
         assert "P(optimum beats the reference)" in result.output
 
 
 cell = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-3, 10**7), st.text(max_size=4))
-
-
 BASE = ["run", "domain", "loss", "tokens", "step", "model_size", "mix_web", "mix_code"]
 
-
-@FUZZ
-@given(
-    data=st.data(),
-    n_runs=st.integers(1, 3),
-    dropped=st.one_of(st.none(), st.sampled_from(BASE)),
-    extra_domain=st.booleans(),
-    damage=st.integers(0, 3),
+#: a long run table to import: (runs, dropped column, extra domain, damaged cells)
+import_tables = st.tuples(
+    st.integers(1, 3),
+    st.one_of(st.none(), st.sampled_from(BASE)),
+    st.booleans(),
+    st.lists(st.tuples(st.floats(0, 1), st.integers(0, 8), cell), max_size=3),
 )
-def test_runs_import_tables(tmp_path_factory, data, n_runs, dropped, extra_domain, damage):
-    folder = tmp_path_factory.mktemp("imp")
-    project = Project.create(folder / "p", {"corpus": {"kind": "embedded", "domains": ["web", "code"]}})
+
+
+def write_table(path, spec) -> None:
+    """Write the run table described by an ``import_tables`` example to ``path`` (CSV)."""
+    n_runs, dropped, extra_domain, damages = spec
     columns = [c for c in BASE if c != dropped] + (["mix_x"] if extra_domain else [])
     rows = []
     for r in range(n_runs):
@@ -103,17 +110,28 @@ def test_runs_import_tables(tmp_path_factory, data, n_runs, dropped, extra_domai
                 row = {"run": f"r{r}", "domain": domain, "loss": 3.0 - np.log10(tokens) / 10, "tokens": tokens,
                        "step": tokens / 1e3, "model_size": 1e6, "mix_web": 0.5, "mix_code": 0.5, "mix_x": 0.0}  # fmt: skip
                 rows.append({c: row[c] for c in columns})
-    for _ in range(damage):  # damage a few cells
-        rows[data.draw(st.integers(0, len(rows) - 1))][data.draw(st.sampled_from(columns))] = data.draw(cell)
+    for where, column, value in damages:
+        rows[min(int(where * len(rows)), len(rows) - 1)][columns[column % len(columns)]] = value
     buffer = io.StringIO()
     pd.DataFrame(rows).to_csv(buffer, index=False)
-    path = folder / "runs.csv"
     path.write_text(buffer.getvalue())
-    before = len(project.study.ledger.runs())
-    result = run("runs import", ["runs", "import", project.folder, path])
+
+
+def new_project(folder) -> Project:
+    """An empty project over the domains web and code."""
+    return Project.create(folder, {"corpus": {"kind": "embedded", "domains": ["web", "code"]}})
+
+
+@FUZZ
+@given(spec=import_tables)
+def test_runs_import_tables(tmp_path_factory, spec):
+    folder = tmp_path_factory.mktemp("imp")
+    project = new_project(folder / "p")
+    write_table(folder / "runs.csv", spec)
+    result = run("runs import", ["runs", "import", project.folder, folder / "runs.csv"])
     runs = project.study.ledger.runs()
     if result.exit_code != 0:
-        assert len(runs) == before  # a refused import adds nothing
+        assert not runs  # a refused import adds nothing
     else:
         assert runs and all(r.status == "finished" for r in runs)
 

@@ -141,3 +141,12 @@ def test_inputs_were_counted():
     # both accepted and refused inputs occurred, so the checks above were exercised both ways
     for kind in ("optimise", "runs import"):
         assert OUTCOMES[(kind, 0)] > 0 and OUTCOMES[(kind, 2)] > 0, dict(OUTCOMES)
+
+
+def test_runs_import_text_in_step_column(tmp_path):
+    # found by benchmarks/reliability.py: a text cell made the whole step column text, and
+    # int("1000.0") leaked a raw ValueError
+    project = new_project(tmp_path / "p")
+    write_table(tmp_path / "runs.csv", (1, None, False, [(0.0, 4, "ab")]))
+    result = run("runs import", ["runs", "import", project.folder, tmp_path / "runs.csv"])
+    assert result.exit_code == 2 and "step" in result.output and not project.study.ledger.runs()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from bayesmix.data.curves import CurveTable
@@ -126,9 +127,17 @@ def _checkpoint_steps(
     raw = read_table(path, "table")
     raw.columns = [str(c) for c in raw.columns]
     if "step" in raw.columns and "tokens" in raw.columns:
-        return {
-            (str(r), float(t)): int(s) for r, t, s in zip(raw["run"], raw["tokens"], raw["step"], strict=True)
-        }
+        steps = pd.to_numeric(raw["step"], errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(steps) | (steps < 0) | (steps != np.round(steps))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise InputError(
+                "step",
+                f"{int(bad.sum())} values are not whole numbers >= 0 (row {row}: {raw['step'].iloc[row]!r})",
+                "fix those rows, or drop the step column (steps are then numbered by checkpoint)",
+            )
+        tokens = pd.to_numeric(raw["tokens"], errors="coerce").to_numpy(dtype=float)
+        return {(str(r), float(t)): int(s) for r, t, s in zip(raw["run"], tokens, steps, strict=True)}
     if tokens_per_step:
         return {
             (str(r), float(t)): round(float(t) / tokens_per_step)

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from _common import machine, print_json, print_table
 
-from bayesmix.cli.workflow import QUICKSTART_SETTINGS, _merge
+from bayesmix.cli.workflow import QUICKSTART_SETTINGS, merge_quickstart
 from bayesmix.data.curves import CurveTable
 from bayesmix.errors import SamplerHealthWarning
 from bayesmix.inference.nested import fit_nested, predict_target
@@ -51,8 +51,7 @@ TARGET_MODEL = "cpu-m"
 def settings(quick: bool) -> dict:
     if not quick:
         return QUICKSTART_SETTINGS
-    return _merge(
-        QUICKSTART_SETTINGS,
+    return merge_quickstart(
         {
             "corpus": {**QUICKSTART_SETTINGS["corpus"], "train_bytes": 200_000, "validation_bytes": 30_000},
             "max_eval_tokens": 1_024,

@@ -314,20 +314,17 @@ QUICKSTART_SETTINGS: dict[str, Any] = {
 REPLACED_KEYS = ("corpus", "target", "reference", "objective", "paths")  # replaced whole, never merged
 
 
+def merge_quickstart(extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` (a user's settings file) over :data:`QUICKSTART_SETTINGS`."""
+    from bayesmix.proxy.study import merge_settings
+
+    return merge_settings(QUICKSTART_SETTINGS, extra, REPLACED_KEYS)
+
+
 def reference_name(project: Any) -> str:
     """How the project's reference mixture is called in messages."""
     reference = project.settings.reference
     return reference if isinstance(reference, str) else "reference"
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in REPLACED_KEYS:
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def quickstart_cmd(
@@ -368,7 +365,7 @@ def quickstart_cmd(
                 ) from None
             if not isinstance(extra, dict):
                 raise InputError("--settings", f"{settings} is not a mapping", "write key: value pairs")
-            chosen = _merge(QUICKSTART_SETTINGS, extra)
+            chosen = merge_quickstart(extra)
         if (project / "study.yaml").exists():
             proj = Project(project)
             console.print(f"[bold]Resuming project[/] {project}")

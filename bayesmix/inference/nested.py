@@ -114,6 +114,15 @@ def _check_settings(
             raise InputError(name, f"got {options[name]!r}", "give True or False")
 
 
+def check_target_scale(model_size: Any, tokens: Any) -> None:
+    """Raise :class:`InputError` unless the target ``model_size`` and ``tokens`` are finite counts >= 1."""
+    for name, value in (("model_size", model_size), ("tokens", tokens)):
+        if not _is_number(value) or not np.isfinite(float(value)) or value < 1:
+            raise InputError(
+                name, f"got {value!r}", "give the target scale as a count >= 1, in the table's units"
+            )
+
+
 def _is_number(value: Any) -> bool:
     """A real number that fits a float (Python or numpy), never a bool or text."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
@@ -451,11 +460,7 @@ def predict_target(
         raise InputError("kind", f"unknown kind {kind!r}", f"use one of {KINDS}")
     if not isinstance(via, str) or via not in VIA:
         raise InputError("via", f"unknown value {via!r}", f"use one of {VIA}")
-    for name, value in (("model_size", model_size), ("tokens", tokens)):
-        if not _is_number(value) or not np.isfinite(float(value)) or value < 1:
-            raise InputError(
-                name, f"got {value!r}", "give the target scale as a count >= 1, in the table's units"
-            )
+    check_target_scale(model_size, tokens)
     check_seed(seed)
     if max_draws is not None and (
         not isinstance(max_draws, numbers.Integral) or isinstance(max_draws, bool | np.bool_) or max_draws < 1

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
-
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
-from bayesmix.inference.nested import NestedFit, _mixing_stage
+from bayesmix.inference.nested import NestedFit, _mixing_stage, check_target_scale
 from bayesmix.laws.mixing import MixingLaw
 from bayesmix.models.mixing_model import ModelSpec
 from bayesmix.versions import package_versions
@@ -46,13 +44,7 @@ def target_fit(fitted: NestedFit, *, model_size: float, tokens: float) -> _arviz
     """
     if not isinstance(fitted, NestedFit):
         raise InputError("fitted", f"got {type(fitted).__name__}", "pass the result of bayesmix.fit_nested")
-    for name, value in (("model_size", model_size), ("tokens", tokens)):
-        if (
-            not isinstance(value, int | float | np.integer | np.floating)
-            or not np.isfinite(value)
-            or value <= 0
-        ):
-            raise InputError(name, f"got {value!r}", "give a positive number")
+    check_target_scale(model_size, tokens)
     stage = _mixing_stage(fitted, float(model_size), float(tokens))
     idata = _arviz.copy(stage)
     spec = ModelSpec(

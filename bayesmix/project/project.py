@@ -244,10 +244,13 @@ class Project:
             return {d: v / total for d, v in sizes.items()}
         return {str(k): float(v) for k, v in ref.items()}
 
+    def tokens_per_step(self) -> int:
+        """Training tokens per optimiser step of the proxies (batch x sequence length)."""
+        return self.study.train_config.batch_size * self.study.model(self.settings.sizes[0]).seq_len
+
     def proxy_tokens(self) -> int:
-        """Training tokens of every proxy run (steps x batch x sequence length)."""
-        seq_len = self.study.model(self.settings.sizes[0]).seq_len
-        return int(self.settings.steps * self.study.train_config.batch_size * seq_len)
+        """Training tokens of every proxy run (steps x tokens per step)."""
+        return self.settings.steps * self.tokens_per_step()
 
     def target_scale(self) -> tuple[float, float]:
         """The target ``(model_size, tokens)`` (non-embedding parameters, training tokens)."""
@@ -280,8 +283,7 @@ class Project:
         warning naming them; they still serve the mixing law through :meth:`final_runs`).
         """
         frame = self.long_table()
-        tokens_per_step = self.proxy_tokens() / self.settings.steps
-        frame = frame[frame["tokens"] >= self.settings.min_step * tokens_per_step]
+        frame = frame[frame["tokens"] >= self.settings.min_step * self.tokens_per_step()]
         counts = frame.groupby("run")["step"].nunique()
         short = sorted(counts.index[counts < MIN_CHECKPOINTS])
         if short:

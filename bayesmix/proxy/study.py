@@ -99,7 +99,7 @@ class Study:
         merged = check_settings(settings, "settings")
         load_ladder(merged["ladder"])
         if path.exists() and not overwrite:
-            old = _merge(DEFAULT_SETTINGS, _read_yaml(path) or {})
+            old = merge_settings(DEFAULT_SETTINGS, _read_yaml(path) or {})
             if old != merged:
                 raise InputError(
                     "study",
@@ -262,7 +262,7 @@ def check_settings(settings: Any, where: str = "study.yaml") -> dict[str, Any]:
             raise InputError(
                 f"{where}: {key}", f"is {settings[key]!r}, not a mapping", f"write {key}: {{...}}"
             )
-    merged = _merge(DEFAULT_SETTINGS, settings)
+    merged = merge_settings(DEFAULT_SETTINGS, settings)
     corpus = merged["corpus"]
     kind = corpus.get("kind", "embedded")
     if kind not in _CORPUS_LOADERS:
@@ -330,11 +330,18 @@ def check_settings(settings: Any, where: str = "study.yaml") -> dict[str, Any]:
     return merged
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_settings(
+    base: dict[str, Any], extra: dict[str, Any], replaced: tuple[str, ...] = ("corpus",)
+) -> dict[str, Any]:
+    """Settings ``extra`` over ``base`` (deep copies).
+
+    Nested dicts merge key by key, except those under a key in ``replaced``, which ``extra``
+    replaces whole (a corpus, a target scale).
+    """
     out = copy.deepcopy(base)
     for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "corpus":
-            out[key] = _merge(out[key], value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in replaced:
+            out[key] = merge_settings(out[key], value, replaced)
         else:
             out[key] = copy.deepcopy(value)
     return out

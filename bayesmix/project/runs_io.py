@@ -52,7 +52,8 @@ def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | 
     path = Path(path)
     if not path.is_file():
         raise InputError("path", f"{path} does not exist", "give a CSV or Parquet file")
-    table = CurveTable.from_long(path, tokens_per_step=tokens_per_step, min_checkpoints=1, min_sizes=1)
+    raw = read_table(path, "table")  # read once: the curve table and the checkpoints' steps come from it
+    table = CurveTable.from_long(raw, tokens_per_step=tokens_per_step, min_checkpoints=1, min_sizes=1)
     unknown = sorted(set(table.train_domains) - set(project.domains))
     unknown += sorted(set(table.domains) - set(project.domains) - set(unknown))
     if unknown:
@@ -61,7 +62,7 @@ def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | 
             f"{unknown} are not domains of project {project.folder} ({project.domains})",
             "rename the columns/domains to the project's, or create a project whose corpus has them",
         )
-    steps = _checkpoint_steps(path, table, tokens_per_step)
+    steps = _checkpoint_steps(raw, table, tokens_per_step)
     ledger = project.study.ledger
     records = []
     for run_id, rows in table.frame.groupby("run", sort=True):
@@ -117,14 +118,14 @@ def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | 
 
 
 def _checkpoint_steps(
-    path: Path, table: CurveTable, tokens_per_step: float | None
+    raw: pd.DataFrame, table: CurveTable, tokens_per_step: float | None
 ) -> dict[tuple[str, float], int]:
     """The optimiser step of each (run, tokens) checkpoint.
 
     The table's ``step`` column, else ``tokens / tokens_per_step``, else the checkpoint's rank in
     its run (1, 2, ...).
     """
-    raw = read_table(path, "table")
+    raw = raw.copy()
     raw.columns = [str(c) for c in raw.columns]
     if "step" in raw.columns and "tokens" in raw.columns:
         steps = pd.to_numeric(raw["step"], errors="coerce").to_numpy(dtype=float)

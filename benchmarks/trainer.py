@@ -10,7 +10,9 @@ default 4096-token BPE, sequence 128, batch 16, this times
 Each model runs in short alternating blocks (plain, trainer, plain, ...) and tokens/s comes from
 the median step time after one warm-up step, so bursts of background load hit both alike and do
 not dominate. Reported: tokens/s of each, their ratio (trainer / plain;
-1.0 means no overhead) and the process's peak resident memory. On a CUDA machine it also times a
+1.0 means no overhead), the spread of the per-block ratios (25th-75th percentile: an overhead
+smaller than about half that range cannot be resolved by the run) and the process's peak
+resident memory. On a CUDA machine it also times a
 ~100M-parameter GPU-ladder model in bf16 and reports MFU.
 
 Usage: ``python benchmarks/trainer.py [--quick] [--threads N]`` (default 1 thread: with 2 threads on
@@ -123,8 +125,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    steps = {"cpu-xs": 8, "cpu-m": 5} if args.quick else {"cpu-xs": 12, "cpu-m": 8}
-    reps = 1 if args.quick else 4
+    steps = {"cpu-xs": 6, "cpu-m": 4} if args.quick else {"cpu-xs": 10, "cpu-m": 6}
+    blocks = {"cpu-xs": 8, "cpu-m": 3} if args.quick else {"cpu-xs": 16, "cpu-m": 6}
     budget = 150_000 if args.quick else 600_000
     t0 = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -136,31 +138,52 @@ def main() -> None:
     mixture = {d: 1 / len(data.domains) for d in data.domains}
     ladder = load_ladder("cpu")
     rows = {}
+    spreads = {}
     for name in ("cpu-xs", "cpu-m"):
         spec = ladder[name]
         trainer: list[float] = []
         plain: list[float] = []
-        for _ in range(reps):  # short alternating blocks, so background load hits both alike
-            plain += time_plain(spec, data, steps[name], mixture)
-            trainer += time_trainer(spec, data, steps[name], mixture)
+        ratios: list[float] = []
+        for _ in range(blocks[name]):  # short alternating blocks, so background load hits both alike
+            block_plain = time_plain(spec, data, steps[name], mixture)
+            block_trainer = time_trainer(spec, data, steps[name], mixture)
+            plain += block_plain
+            trainer += block_trainer
+            ratios.append(float(np.median(block_plain) / np.median(block_trainer)))
         tokens = BATCH * data.seq_len  # tokens/s from the median step time: robust to load bursts
         rows[name] = (
             count_params(spec, data.vocab_size)[0],
             tokens / float(np.median(trainer)),
             tokens / float(np.median(plain)),
         )
+        # the spread of the per-block ratios is what one block pair can resolve
+        spreads[name] = np.percentile(ratios, [25, 50, 75])
     print(
         f"corpus {len(data.domains)} domains x {budget // 1000} kB, BPE {data.vocab_size}, "
         f"prepared in {prep_s:.1f} s; torch {torch.__version__}, {args.threads} threads, batch {BATCH}x{data.seq_len}"
     )
-    print(f"{'model':8s} {'non-emb params':>14s} {'trainer tok/s':>14s} {'plain tok/s':>12s} {'ratio':>6s}")
+    print(
+        f"{'model':8s} {'non-emb params':>14s} {'trainer tok/s':>14s} {'plain tok/s':>12s} {'ratio':>6s}"
+        f" {'blocks':>6s} {'block ratio q25-q75':>20s}"
+    )
     for name, (n, tr, pl) in rows.items():
-        print(f"{name:8s} {n:14,d} {tr:14,.0f} {pl:12,.0f} {tr / pl:6.3f}")
+        q25, _, q75 = spreads[name]
+        print(f"{name:8s} {n:14,d} {tr:14,.0f} {pl:12,.0f} {tr / pl:6.3f} {blocks[name]:6d} {q25:9.3f} - {q75:.3f}")
+    iqr = spreads["cpu-xs"][2] - spreads["cpu-xs"][0]
+    print(
+        f"Per-block ratios of cpu-xs spread over an interquartile range of {iqr:.3f}: a trainer overhead "
+        f"smaller than about {iqr / 2:.2f} cannot be told from the load's noise in this run "
+        f"({blocks['cpu-xs']} blocks of {steps['cpu-xs']} steps)."
+    )
     result = {
         "tokens_per_s_small": round(rows["cpu-xs"][1]),
         "tokens_per_s_mid": round(rows["cpu-m"][1]),
         "ratio_vs_plain_small": round(rows["cpu-xs"][1] / rows["cpu-xs"][2], 3),
         "ratio_vs_plain_mid": round(rows["cpu-m"][1] / rows["cpu-m"][2], 3),
+        "ratio_vs_plain_small_iqr": round(float(spreads["cpu-xs"][2] - spreads["cpu-xs"][0]), 3),
+        "ratio_vs_plain_small_q25": round(float(spreads["cpu-xs"][0]), 3),
+        "ratio_vs_plain_small_q75": round(float(spreads["cpu-xs"][2]), 3),
+        "ratio_blocks_small": blocks["cpu-xs"],
         "peak_mb": round(peak_mb(), 1),
     }
     if torch.cuda.is_available():

@@ -31,13 +31,19 @@ def test_recovers_noise_free_shared_power_law():
 
 
 def test_nested_point_prediction_is_close_on_clean_data():
-    # the protocol shares one size exponent across every curve: give the truth one
-    truth = replace(random_nested_truth(2, seed=5, run_sd=0.0, noise_sd=0.0), alpha=np.full(2, 0.3))
-    frame, mixtures = simulate_curves(truth, n_mixtures=2, model_sizes=(1e7, 2e7, 5e7, 1e8), seed=5)
+    # the truth in the protocol's exact form (one size exponent for every curve, one step exponent per
+    # run's domains): on clean data the error is then only the optimiser's, not a model-form bias
+    truth = replace(
+        random_nested_truth(2, seed=5, run_sd=0.0, noise_sd=0.0), alpha=np.full(2, 0.3), beta=np.full(2, 0.3)
+    )
+    frame, mixtures = simulate_curves(truth, n_mixtures=1, model_sizes=(1e7, 2e7, 5e7, 1e8), seed=5)
     table = CurveTable.from_long(frame)
-    out = paper_nested_predict(table, [3e8], 1e11, n_inits=5, seed=0)
+    out = paper_nested_predict(table, [3e8], 1e11, n_inits=20, seed=0)
     assert set(out.columns) == {"mixture", "domain", "model_size", "loss"}
     true = truth.mean_loss(mixtures, 3e8, 1e11)
+    # over 100 start draws the error is 0.05% at the median and 1.5% at most (a draw whose 20 starts
+    # all miss the basin); floating-point path changes at this seed move it by < 0.1%. A wrongly
+    # wired target moves it further: step law at 2e10 tokens 3.6%, size law at 2e8 7%
     for _, row in out.iterrows():
         m, d = int(row["mixture"][1:]), list(truth.domains).index(row["domain"])
-        assert abs(row["loss"] - true[m, d]) / true[m, d] < 0.01
+        assert abs(row["loss"] - true[m, d]) / true[m, d] < 0.02

@@ -72,6 +72,7 @@ from bayesmix.design.initial import feasible_candidates, maximin_select, project
 from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
 from bayesmix.design.surrogate import BootstrapLaw, LawFit, surrogate_from_dict
 from bayesmix.errors import IncompatibleFileError, InputError
+from bayesmix.inference.engine import one_blas_thread
 from bayesmix.optimise.constraints import TOL, Box, build_box
 
 #: version of the state file written by :meth:`Designer.save`
@@ -561,11 +562,12 @@ class Designer:
     ) -> list[tuple[np.ndarray, int]]:
         y = np.array([r["target"] for r in self.runs.values() if r["status"] == "done"])
         seed = self.seed * 100_003 + self.n_asks
-        if self.scales:
-            posterior = self.surrogate.fit(done, y, seed=seed, scales=done_scale, n_scales=len(self.scales),
-                                           target_scale=self.target_scale)
-        else:
-            posterior = self.surrogate.fit(done, y, seed=seed)
+        with one_blas_thread():
+            if self.scales:
+                posterior = self.surrogate.fit(done, y, seed=seed, scales=done_scale, n_scales=len(self.scales),
+                                               target_scale=self.target_scale)
+            else:
+                posterior = self.surrogate.fit(done, y, seed=seed)
         pending, pending_scale = self._records("pending")
         done_target = posterior.predict(done)
         centre = None if self.pool is not None else done[int(np.argmin(done_target.mean(axis=0)))]

@@ -349,7 +349,9 @@ class LawFit:
     exponent
         ``MixingLaw`` exponent (a number, or ``"learn"``).
     method
-        ``"nuts"`` (recommended) or ``"map"`` (one draw: no uncertainty).
+        ``"nuts"`` (recommended), ``"laplace"`` (the fast approximate posterior) or ``"map"``
+        (one draw: no uncertainty). Refits after the first reuse the compiled model
+        (:mod:`bayesmix.inference.engine`), so a warm NUTS refit takes seconds.
     draws, tune, chains
         Short NUTS settings for a refit inside the loop.
     max_draws

@@ -84,3 +84,36 @@ def from_netcdf(path: str) -> InferenceData:
 def copy(idata: InferenceData) -> InferenceData:
     """A deep copy of InferenceData (its groups and their attrs)."""
     return idata.copy()
+
+
+def add_groups(
+    idata: InferenceData,
+    groups: dict[str, dict[str, np.ndarray]],
+    *,
+    coords: dict[str, Any],
+    dims: dict[str, list[str]],
+) -> None:
+    """Add groups of plain arrays without chain/draw dims (``constant_data``, ...) in place."""
+    datasets = {}
+    for group, values in groups.items():
+        variables = {}
+        for name, value in values.items():
+            value = np.asarray(value)
+            names = list(dims.get(name, []))[: value.ndim]
+            names += [f"{name}_dim_{i}" for i in range(len(names), value.ndim)]
+            var_coords = {d: coords[d] for d in names if d in coords and len(coords[d]) == value.shape[names.index(d)]}
+            variables[name] = xr.DataArray(value, dims=names, coords=var_coords)
+        datasets[group] = xr.Dataset(variables)
+    idata.add_groups(datasets)
+
+
+def pareto_k(log_ratios: np.ndarray) -> float:
+    """Pareto ``k`` of importance log ratios (PSIS); ``inf`` when no ratio is finite."""
+    finite = np.asarray(log_ratios, dtype=float)
+    if not np.isfinite(finite).any():
+        return float("inf")
+    finite = np.where(np.isfinite(finite), finite, np.min(finite[np.isfinite(finite)]) - 1e3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, k = az.psislw(finite - finite.max())
+    return float(np.asarray(k))

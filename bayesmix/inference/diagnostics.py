@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -22,13 +23,17 @@ class SamplerHealth:
     Attributes
     ----------
     method
-        ``"nuts"`` (diagnostics apply) or a point method (``"map"``/``"paper"``: nothing to check).
+        ``"nuts"`` (sampler diagnostics apply), ``"laplace"`` (the approximation's Pareto ``k``)
+        or a point method (``"map"``/``"paper"``: nothing to check).
     chains, draws
         Number of chains and draws per chain.
     divergences
         Divergent transitions after tuning.
     max_rhat, min_ess_bulk, min_ess_tail
         Worst values over the law's parameters and noise scales.
+    pareto_k
+        ``"laplace"`` fits: Pareto ``k`` of the importance ratios of the draws (posterior over the
+        Gaussian); below 0.7 the Gaussian matches the joint posterior (see :func:`laplace_health`).
     problems
         Human-readable list of what is wrong; empty when healthy.
     """
@@ -41,6 +46,7 @@ class SamplerHealth:
     min_ess_bulk: float = float("nan")
     min_ess_tail: float = float("nan")
     problems: list[str] = field(default_factory=list)
+    pareto_k: float = float("nan")
 
     @property
     def ok(self) -> bool:
@@ -57,6 +63,12 @@ class SamplerHealth:
         return cls(**json.loads(text))
 
     def __str__(self) -> str:
+        if self.method == "laplace":
+            head = (
+                f"Laplace approximation, {self.chains * self.draws} draws, Pareto k {self.pareto_k:.2f} "
+                "(joint posterior matched below 0.7)"
+            )
+            return head + ("" if self.ok else "\nProblems: " + "; ".join(self.problems))
         if self.method != "nuts":
             return f"{self.method} point fit: no sampler diagnostics (no posterior uncertainty)"
         head = (
@@ -109,6 +121,29 @@ def check_health(idata: _arviz.InferenceData, var_names: list[str], method: str 
         min_ess_bulk=min_bulk,
         min_ess_tail=min_tail,
         problems=problems,
+    )
+
+
+def laplace_health(result: Any, chains: int, draws: int) -> SamplerHealth:
+    """:class:`SamplerHealth` of a Laplace fit (:class:`bayesmix.inference.approx.LaplaceDraws`).
+
+    Problems: the mode search did not converge, or the curvature at the mode is not positive in
+    some direction (the Gaussian is then a guess there). The Pareto ``k`` of the joint
+    importance ratios is recorded but not a problem by itself: over the 70-300 parameters of a
+    mixing law it exceeds 0.7 even where the predictive intervals agree with NUTS (see
+    ``benchmarks/speed.py``), so it is read as a warning light for the joint posterior, not
+    for predictions.
+    """
+    problems = []
+    if not result.mode.converged:
+        problems.append("the posterior mode search did not converge; fit with method='nuts'")
+    if result.hessian_clipped:
+        problems.append(
+            f"{result.hessian_clipped} direction(s) without curvature at the mode (a flat or saddle "
+            "posterior): fit with method='nuts'"
+        )
+    return SamplerHealth(
+        method="laplace", chains=int(chains), draws=int(draws), problems=problems, pareto_k=float(result.pareto_k)
     )
 
 

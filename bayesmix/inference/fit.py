@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from typing import Any
 
 import numpy as np
 
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError
-from bayesmix.inference import _arviz
-from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
+from bayesmix.inference import _arviz, approx, engine
+from bayesmix.inference.diagnostics import SamplerHealth, check_health, laplace_health, report_health
 from bayesmix.inference.paper import fit_paper
 from bayesmix.laws.base import Law
 from bayesmix.laws.mixing import MixingLaw
@@ -22,7 +21,7 @@ from bayesmix.versions import package_versions
 #: the paper protocol refuses smaller losses (its initialisation grid is in nats; see fit's Notes)
 PAPER_MIN_LOSS = 0.02
 
-METHODS = ("nuts", "map", "paper")
+METHODS = ("nuts", "laplace", "map", "paper")
 SAMPLERS = ("nutpie", "pymc")
 
 
@@ -53,13 +52,18 @@ def fit(
     law
         The law; default :class:`~bayesmix.laws.MixingLaw` (the paper's M4, hierarchical).
     method
-        ``"nuts"`` (full posterior), ``"map"`` (posterior mode, a quick look with no
+        ``"nuts"`` (full posterior, the default for final fits), ``"laplace"`` (a Gaussian at
+        the posterior mode: a fast approximate posterior for inner loops, checked against NUTS
+        in ``benchmarks/speed.py``), ``"map"`` (the posterior mode, a quick look with no
         uncertainty) or ``"paper"`` (the paper's Huber/L-BFGS protocol, per domain; mixing laws
-        only).
+        only). ``"nuts"``, ``"laplace"`` and ``"map"`` share one compiled model per model
+        structure and process (:mod:`bayesmix.inference.engine`): a refit on other runs of the
+        same structure does not compile again.
     sampler
         ``"nutpie"`` (default, fast) or ``"pymc"`` (PyMC's own NUTS, the fallback).
     draws, tune, chains, target_accept
-        NUTS settings.
+        NUTS settings (``"laplace"`` uses ``draws`` and ``chains``: ``draws x chains``
+        independent draws, shaped like a NUTS posterior).
     seed
         Seed: the same seed gives the same numbers.
     likelihood, nu
@@ -82,7 +86,8 @@ def fit(
         Groups ``posterior`` (law parameters with named dims ``domain``, ``train_domain``, ...,
         plus ``sigma``), ``constant_data`` (the mixtures and the law's constants),
         ``observed_data`` and, for NUTS, ``sample_stats``. ``posterior.attrs`` hold the model
-        spec, its hash, the package versions, the sampler health and the fit time.
+        spec, its hash, the package versions, the sampler health, the fit time and (NUTS,
+        Laplace, MAP) the compile time and whether the compiled model came from the cache.
 
     Raises
     ------
@@ -107,6 +112,8 @@ def fit(
     report no noise.
     """
     law = MixingLaw() if law is None else law
+    if method == "laplace":
+        law = laplace_form(law)
     if not isinstance(runs, RunTable):
         raise InputError("runs", f"got {type(runs).__name__}", "build a RunTable (RunTable.from_wide, ...)")
     if method not in METHODS:
@@ -130,18 +137,25 @@ def fit(
     )
     started = time.perf_counter()
     if method == "paper":
-        idata = _fit_paper(law, runs, seed=seed, n_inits=paper_inits)
+        with engine.one_blas_thread():
+            idata = _fit_paper(law, runs, seed=seed, n_inits=paper_inits)
     else:
         model = build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise)
         if method == "map":
             idata = _fit_map(model, seed=seed)
+        elif method == "laplace":
+            fixed = tuple(f"{name}_log__" for name in getattr(law, "spread_parameters", ()))
+            idata, laplace_draws = _fit_laplace(model, draws=draws, chains=chains, seed=seed, fixed=fixed)
         else:
             idata = _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar)
     seconds = time.perf_counter() - started
     names = (
         [p.name for p in law.parameters] + ["sigma"] + (["exponent"] if "exponent" in idata.posterior else [])
     )
-    health = check_health(idata, names, method=method)
+    if method == "laplace":
+        health = laplace_health(laplace_draws, chains=chains, draws=draws)
+    else:
+        health = check_health(idata, names, method=method)
     attrs = idata.posterior.attrs
     attrs["bayesmix_spec"] = spec.to_json()
     attrs["bayesmix_spec_hash"] = spec.hash
@@ -151,6 +165,21 @@ def fit(
     attrs["bayesmix_seed"] = int(seed)
     report_health(health, strict=strict)
     return idata
+
+
+def laplace_form(law: Law) -> Law:
+    """The same law in the parameterisation whose joint density has a proper mode.
+
+    A centred hierarchy (deviations ~ Normal(centre, spread)) has an unbounded density as the
+    spread goes to 0, so its "mode" is degenerate; laws with a ``centred`` option are switched
+    to their non-centred form, the same law and prior.
+    """
+    if getattr(law, "centred", False) is True:
+        from bayesmix.laws.base import law_from_spec
+
+        spec = law.spec()
+        return law_from_spec({"name": spec["name"], "options": {**spec["options"], "centred": False}})
+    return law
 
 
 def check_mixture_variation(runs: RunTable) -> None:
@@ -184,27 +213,29 @@ def check_mixture_variation(runs: RunTable) -> None:
 
 
 def _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar) -> _arviz.InferenceData:
+    if sampler == "nutpie":
+        return engine.sample_nuts(
+            model,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            target_accept=target_accept,
+            seed=seed,
+            progressbar=progressbar,
+        )
     import pymc as pm
 
-    with model, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*BLAS.*")
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        kwargs: dict[str, Any] = {}
-        if sampler == "pymc":
-            kwargs = {
-                "cores": 1,
-                "compute_convergence_checks": False,
-                "idata_kwargs": {"log_likelihood": False},
-            }
+    with model, engine.quiet(), engine.one_blas_thread():
         idata = pm.sample(
             draws=int(draws),
             tune=int(tune),
             chains=int(chains),
             target_accept=target_accept,
             random_seed=int(seed),
-            nuts_sampler=sampler,
             progressbar=progressbar,
-            **kwargs,
+            cores=1,
+            compute_convergence_checks=False,
+            idata_kwargs={"log_likelihood": False},
         )
     return idata
 
@@ -219,22 +250,46 @@ def _point_idata(values: dict[str, np.ndarray], model_dims: dict[str, Any], coor
 
 
 def _model_parts(model) -> tuple[dict, dict, dict, dict]:
-    coords = {k: list(v) for k, v in model.coords.items()}
-    dims = {k: tuple(v) for k, v in model.named_vars_to_dims.items()}
-    constants = {v.name: v.get_value() for v in model.data_vars}
-    observed = {v.name: np.asarray(model.rvs_to_values[v].data) for v in model.observed_RVs}
-    return coords, dims, constants, observed
+    coords, dims, constants, observed = engine.model_data(model)
+    return coords, {k: tuple(v) for k, v in dims.items()}, constants, observed
+
+
+def _stored(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The named model variables of an expanded point (no transformed ``*__`` values)."""
+    return {name: v for name, v in values.items() if not name.endswith("__")}
 
 
 def _fit_map(model, seed: int) -> _arviz.InferenceData:
-    import pymc as pm
-
-    with model, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*BLAS.*")
-        point = pm.find_MAP(progressbar=False, seed=int(seed))
+    with engine.one_blas_thread():
+        comp = engine.compiled(model)
+        mode = approx.find_mode(comp, seed=seed)
+        point = _stored(comp.expand(mode.x))
     coords, dims, constants, observed = _model_parts(model)
-    keep = {name: point[name] for name in point if name in model.named_vars and not name.endswith("__")}
-    return _point_idata(keep, dims, coords, constants, observed)
+    idata = _point_idata(point, dims, coords, constants, observed)
+    idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)
+    idata.posterior.attrs["bayesmix_compiled_from_cache"] = int(comp.cached)
+    return idata
+
+
+def _fit_laplace(
+    model, draws: int, chains: int, seed: int, fixed: tuple[str, ...] = ()
+) -> tuple[_arviz.InferenceData, approx.LaplaceDraws]:
+    with engine.one_blas_thread():
+        comp = engine.compiled(model)
+        result = approx.laplace(comp, draws=draws, chains=chains, seed=seed, fixed=fixed)
+    coords, dims, constants, observed = _model_parts(model)
+    posterior = _stored(result.posterior)
+    names = list(posterior) + list(constants) + list(observed)
+    idata = _arviz.from_dict(
+        posterior,
+        coords=coords,
+        dims={name: list(dims.get(name, ())) for name in names},
+        constant_data=constants,
+        observed_data=observed,
+    )
+    idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)
+    idata.posterior.attrs["bayesmix_compiled_from_cache"] = int(comp.cached)
+    return idata, result
 
 
 def _fit_paper(law: Law, runs: RunTable, seed: int, n_inits: int) -> _arviz.InferenceData:

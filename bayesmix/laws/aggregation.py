@@ -48,6 +48,7 @@ class ImplicitMixingLaw(Law):
         ParameterSpec("t", ("domain", "component", "train_domain")),
     )
     constants = (ParameterSpec("reference_mixture", ("train_domain",)),)
+    symbolic_data = True
 
     def __init__(self, n_components: int = 3, exponent: float | str = 1.0):
         if int(n_components) != n_components or n_components < 1:

@@ -99,6 +99,11 @@ class Law(ABC):
     parameters: ClassVar[tuple[ParameterSpec, ...]]
     #: constant inputs the law reads besides the parameters (stored as ``constant_data``)
     constants: ClassVar[tuple[ParameterSpec, ...]] = ()
+    #: ``True`` when :meth:`build_priors` only does tensor arithmetic on ``loss_mean`` and
+    #: ``loss_sd``: the model builder then passes them as ``pm.Data`` tensors, and a refit on other
+    #: runs of the same structure reuses the compiled model. ``False`` (the default, safe for any
+    #: law) passes numpy arrays, which are compiled in as constants.
+    symbolic_data: ClassVar[bool] = False
 
     @abstractmethod
     def options(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class LinearLaw(Law):
     name = "linear"
     parameters = (ParameterSpec("a", ("domain",)), ParameterSpec("beta", ("domain", "train_domain")))
     constants = (ParameterSpec("reference_mixture", ("train_domain",)),)
+    symbolic_data = True
 
     def options(self) -> dict[str, Any]:
         """No options."""
@@ -45,6 +46,6 @@ class LinearLaw(Law):
         import pymc as pm
 
         a = pm.Normal("a", data.loss_mean, 2 * data.loss_sd, dims="domain")
-        beta_sd = pm.HalfNormal("beta_sd", 10 * float(np.max(data.loss_sd)))
+        beta_sd = pm.HalfNormal("beta_sd", 10 * pm.math.max(data.loss_sd))
         beta = pm.ZeroSumNormal("beta", sigma=beta_sd, dims=("domain", "train_domain"))
         return {"a": a, "beta": beta}

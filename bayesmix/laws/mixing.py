@@ -76,6 +76,12 @@ class MixingLaw(Law):
     self_effect
         Share a "training on domain i helps validating on i" effect across domains whose name
         is also a training domain.
+    centred
+        ``True`` (default): slope deviations are sampled around their pooled centre (best for
+        NUTS when the runs pin the slopes down). ``False``: as standardised offsets scaled by
+        their spread (non-centred); the same law and prior, but the joint density has a proper
+        mode, which the Laplace approximation needs (the centred density grows without bound as
+        the spread shrinks to 0). ``fit(method="laplace")`` switches to it.
     """
 
     name = "mixing"
@@ -85,14 +91,21 @@ class MixingLaw(Law):
         ParameterSpec("t", ("domain", "train_domain")),
     )
     constants = (ParameterSpec("reference_mixture", ("train_domain",)),)
+    symbolic_data = True
+    #: the hierarchy's spreads, held at the mode by the Laplace approximation
+    spread_parameters = ("slope_column_sd", "slope_deviation_sd", "slope_offset_sd")
 
-    def __init__(self, exponent: float | str = 1.0, self_effect: bool = True):
+    def __init__(self, exponent: float | str = 1.0, self_effect: bool = True, centred: bool = True):
         self.exponent = _check_exponent(exponent)
         self.self_effect = bool(self_effect)
+        self.centred = bool(centred)
 
     def options(self) -> dict[str, Any]:
-        """See :meth:`Law.options`."""
-        return {"exponent": self.exponent, "self_effect": self.self_effect}
+        """See :meth:`Law.options` (``centred`` only when it is not the default)."""
+        options: dict[str, Any] = {"exponent": self.exponent, "self_effect": self.self_effect}
+        if not self.centred:
+            options["centred"] = False
+        return options
 
     @property
     def _power_is_one(self) -> bool:
@@ -150,7 +163,11 @@ class MixingLaw(Law):
             indicator[np.flatnonzero(has_self), data.self_index[has_self]] = 1.0
             centre = centre + pm.Normal("slope_self", 0.0, 5.0) * (indicator @ basis)
         deviation_sd = pm.HalfNormal("slope_deviation_sd", 3.0)
-        coefficients = pm.Normal("slope_coef", centre, deviation_sd, shape=(n_domains, n_train - 1))
+        if self.centred:
+            coefficients = pm.Normal("slope_coef", centre, deviation_sd, shape=(n_domains, n_train - 1))
+        else:
+            offsets = pm.Normal("slope_coef_z", 0.0, 1.0, shape=(n_domains, n_train - 1))
+            coefficients = pm.Deterministic("slope_coef", centre + deviation_sd * offsets)
         slope = pt.dot(coefficients, basis.T)
         if not self._power_is_one:
             offset_mu = pm.Normal("slope_offset_mu", 0.0, 3.0)

@@ -83,6 +83,27 @@ def summarise_data(runs: RunTable) -> DataSummary:
     )
 
 
+#: names of the data containers that hold the data scales of the priors (kept out of ``constant_data``)
+PRIOR_SCALE_DATA = ("prior_loss_mean", "prior_loss_sd")
+
+
+def symbolic_scales(data: DataSummary) -> DataSummary:
+    """``data`` with the per-domain loss mean and spread as ``pm.Data`` (inside a model context).
+
+    The compiled model then reads them as data, so a refit on other runs of the same structure
+    reuses the compiled function (:mod:`bayesmix.inference.engine`) instead of compiling again.
+    """
+    import dataclasses
+
+    import pymc as pm
+
+    return dataclasses.replace(
+        data,
+        loss_mean=pm.Data("prior_loss_mean", np.asarray(data.loss_mean, dtype=float), dims="domain"),
+        loss_sd=pm.Data("prior_loss_sd", np.asarray(data.loss_sd, dtype=float), dims="domain"),
+    )
+
+
 def build_model(
     law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: float = 5.0, noise: str = "independent"
 ) -> Any:
@@ -141,12 +162,13 @@ def build_model(
         values: dict[str, Any] = {}
         for name, value in law.constant_values(data).items():
             values[name] = pm.Data(name, value, dims=constant_dims.get(name))
-        values.update(law.build_priors(data))
+        scales = symbolic_scales(data) if law.symbolic_data else data
+        values.update(law.build_priors(scales))
         mean = law.evaluate(values, mixtures, xp=pt)
-        sigma = pm.HalfNormal("sigma", sigma=data.loss_sd, dims="domain")
-        observed = runs.losses.to_numpy()
+        sigma = pm.HalfNormal("sigma", sigma=scales.loss_sd, dims="domain")
+        observed = pm.Data("loss_observed", runs.losses.to_numpy(), dims=("run", "domain"))
         if noise == "shared":
-            shared = pm.HalfNormal("sigma_shared", sigma=data.loss_sd, dims="domain")
+            shared = pm.HalfNormal("sigma_shared", sigma=scales.loss_sd, dims="domain")
             cov = pt.diag(sigma**2) + pt.outer(shared, shared)
             if likelihood == "student_t":
                 pm.MvStudentT("loss", nu=nu, mu=mean, scale=cov, observed=observed, dims=("run", "domain"))

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from scipy.optimize import minimize
 
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
+from bayesmix.inference.engine import one_blas_thread
 from bayesmix.optimise.constraints import LossConstraint
 from bayesmix.optimise.problem import Problem, required_rank
 from bayesmix.optimise.report import OptimisationResult, summarise
@@ -26,22 +26,6 @@ from bayesmix.optimise.targets import Target
 
 #: rounds of threshold tightening when a solution misses a loss constraint on the exact check
 TIGHTEN_ROUNDS = 4
-
-
-@contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Run with one BLAS thread (via threadpoolctl when installed).
-
-    SLSQP's tiny dense solves are 20-70x slower when BLAS threads spin against other processes
-    (measured 22 s vs 0.3 s for one solve on a busy 2-core machine).
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: without it, BLAS keeps its own thread count
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 def _starts(problem: Problem, n_starts: int, seed: int) -> list[np.ndarray]:
@@ -170,7 +154,7 @@ def solve(
     InputError
         If no mixture meets the loss constraints (the message names them).
     """
-    with _one_blas_thread():
+    with one_blas_thread():
         return _solve(problem, n_starts=n_starts, seed=seed, maxiter=maxiter, prob=prob)
 
 

@@ -1,0 +1,383 @@
+"""Compiled models, reused: a refit of the same model structure on new runs does not recompile.
+
+Compiling a PyMC model for nutpie (PyTensor -> numba) takes 85-97% of a NUTS fit on a small
+study; sampling takes a second or two. Every bayesmix model keeps its data (runs, losses and the
+data scales of the priors) in shared variables (``pm.Data``), so two models built on different
+runs of the same shape, or of the same structure with another number of runs, have the same
+*graph* and differ only in the values of those variables. :func:`compiled` keys a process-wide
+cache on a fingerprint of that graph (operations, constants, the names and ranks of shared
+variables) and, on a hit, swaps the new values into the compiled model (``with_data``) instead
+of compiling again. A graph that bakes data into constants (a user law that reads numbers from
+its :class:`~bayesmix.laws.base.DataSummary`) simply gets another fingerprint: the cache can
+miss, never mix up two models.
+
+The same compiled object serves NUTS (:func:`sample_nuts`), the posterior mode and the Laplace
+approximation (:mod:`bayesmix.inference.approx`): one compile per structure per process.
+
+Across processes nutpie's numba functions cannot be cached (they close over dynamic globals);
+PyTensor caches the numba kernels of individual operations on disk, which makes later cold
+compiles in new processes somewhat faster. Measured figures: ``benchmarks/speed.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import warnings
+from collections import OrderedDict
+from collections.abc import Hashable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from bayesmix.inference import _arviz
+
+#: compiled model structures kept per process (least recently used dropped first)
+CACHE_SIZE = 16
+#: NUTS adapts a low-rank-modified mass matrix (nutpie) above this many parameters, a diagonal
+#: one below: on RegMix (282 parameters) it cut the leapfrog steps per draw from 137 to 19 and
+#: the sampling time ~2.5-fold; on a 7-domain study (73 parameters) the diagonal one was faster
+LOW_RANK_MIN_DIM = 100
+#: data containers named so hold the data scales of the priors: inputs of the compiled model,
+#: not data of the study, so they stay out of ``constant_data``
+PRIOR_DATA_PREFIX = "prior_"
+
+
+@contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """Run with one BLAS thread (via threadpoolctl when installed).
+
+    Small dense algebra (the fits' and the optimiser's) is many times slower when OpenBLAS
+    threads spin against other processes: measured 14-19x for the paper protocol and ~2x for MAP
+    on a shared 2-core machine, 20-70x for the optimiser's SLSQP solves.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it, BLAS keeps its own thread count
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the third-party warnings that compiling and sampling emit (BLAS, FutureWarning)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*BLAS.*")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*Cannot cache compiled function.*")
+        yield
+
+
+# --------------------------------------------------------------------------- fingerprint
+
+
+def _constant_key(value: np.ndarray) -> tuple:
+    data = np.ascontiguousarray(value)
+    return ("const", str(data.dtype), data.shape, data.tobytes())
+
+
+def _outputs(model: Any) -> list[Any]:
+    """The graphs nutpie compiles: the joint log density and the deterministics, in value variables."""
+    logp = model.logp()
+    deterministics = model.replace_rvs_by_values(list(model.deterministics))
+    return [logp, *deterministics]
+
+
+def structure_key(model: Any, extra: Hashable = ()) -> Hashable:
+    """A hashable fingerprint of ``model``'s graph that ignores the values of shared variables.
+
+    Two models with the same key compile to the same function: the same operations (compared by
+    their properties), constants (by value), free variables and transforms, deterministics, and
+    shared variables of the same names, dtypes and ranks.
+
+    Parameters
+    ----------
+    model
+        A ``pymc.Model``.
+    extra
+        Anything else that selects the compiled object (e.g. the backend).
+    """
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import graph_inputs, io_toposort
+
+    outputs = _outputs(model)
+    index: dict[Any, int] = {}
+    items: list[tuple] = []
+
+    def ref(var: Any) -> int:
+        if var not in index:
+            if isinstance(var, SharedVariable):
+                value = var.get_value(borrow=True)
+                items.append(("shared", var.name, str(getattr(value, "dtype", "")), np.ndim(value)))
+            elif isinstance(var, Constant):
+                items.append(_constant_key(var.data))
+            else:
+                items.append(("input", var.name, str(var.type)))
+            index[var] = len(index)
+        return index[var]
+
+    for var in graph_inputs(outputs):
+        ref(var)
+    for node in io_toposort(list(graph_inputs(outputs)), outputs):
+        inputs = tuple(ref(v) for v in node.inputs)
+        items.append(("apply", node.op, inputs))
+        for out in node.outputs:
+            index[out] = len(index)
+            items.append(("out", str(out.type)))
+    names = (
+        tuple(v.name for v in model.free_RVs),
+        tuple(v.name for v in model.value_vars),
+        tuple(v.name for v in model.deterministics),
+    )
+    return (tuple(items), tuple(index[o] for o in outputs), names, extra)
+
+
+def shared_values(model: Any) -> dict[str, np.ndarray]:
+    """Current values of ``model``'s shared variables (its ``pm.Data``), by name."""
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    found = {}
+    for var in graph_inputs(_outputs(model)):
+        if isinstance(var, SharedVariable) and var.name is not None:
+            found[var.name] = np.asarray(var.get_value(borrow=True))
+    return found
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@dataclasses.dataclass
+class Compiled:
+    """A compiled model structure and the PyMC model it was compiled from.
+
+    Attributes
+    ----------
+    nutpie
+        nutpie's ``CompiledPyMCModel`` with the current data.
+    model
+        The PyMC model whose graph was compiled; its shared variables hold the current data, so
+        the Python-callable functions (``nutpie.logp_func``, ``nutpie.expand_func``, the initial
+        point) see the same data as the sampler.
+    compile_seconds
+        Seconds the compile took (0 when this object came from the cache).
+    """
+
+    nutpie: Any
+    model: Any
+    compile_seconds: float
+    cached: bool = False
+
+    @property
+    def n_dim(self) -> int:
+        """Number of unconstrained parameters."""
+        return int(self.nutpie.n_dim)
+
+    def logp_dlogp(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """Joint log density and its gradient at an unconstrained point ``x`` (``(n_dim,)``).
+
+        Calls the sampler's own compiled C function (no second compile); a point where the
+        density or its gradient is not finite gives ``-inf``.
+        """
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        grad = np.zeros(self.n_dim)
+        logp = np.zeros(1)
+        code = self._c_logp(self.n_dim, x.ctypes.data, grad.ctypes.data, logp.ctypes.data, self._user_data)
+        if code != 0:
+            return float("-inf"), grad
+        return float(logp[0]), grad
+
+    def __post_init__(self) -> None:
+        import ctypes
+
+        address = ctypes.c_void_p
+        self._c_logp = ctypes.CFUNCTYPE(
+            ctypes.c_int64, ctypes.c_uint64, address, address, address, address
+        )(self.nutpie.compiled_logp_func.address)
+        self._c_expand = ctypes.CFUNCTYPE(
+            ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, address, address, address
+        )(self.nutpie.compiled_expand_func.address)
+        self._user_data = self.nutpie.user_data.ctypes.data
+
+    def initial_point(self, seed: int) -> np.ndarray:
+        """A jittered unconstrained starting point (the one nutpie starts its chains from)."""
+        return np.asarray(self.nutpie.initial_point_func(int(seed)), dtype=float)
+
+    def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every stored variable (free and deterministic, constrained) at unconstrained ``x``."""
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        flat = np.zeros(int(self.nutpie.n_expanded))
+        code = self._c_expand(self.n_dim, flat.size, x.ctypes.data, flat.ctypes.data, self._user_data)
+        if code != 0:
+            flat[:] = np.nan
+        names, slices, shapes = self.nutpie.shape_info
+        return {n: flat[s].reshape(shape) for n, s, shape in zip(names, slices, shapes, strict=True)}
+
+
+_CACHE: OrderedDict[Hashable, Compiled] = OrderedDict()
+_LOCK = threading.Lock()
+_STATS = {"hits": 0, "misses": 0}
+
+
+def cache_info() -> dict[str, int]:
+    """Hits, misses and the number of compiled structures held in this process."""
+    return {**_STATS, "size": len(_CACHE)}
+
+
+def clear_cache() -> None:
+    """Forget every compiled model of this process (the next fit compiles again)."""
+    with _LOCK:
+        _CACHE.clear()
+        _STATS.update(hits=0, misses=0)
+
+
+def compiled(model: Any, *, backend: str = "numba", reuse: bool = True) -> Compiled:
+    """The compiled form of ``model`` (nutpie, ``backend``), from the cache when its graph is known.
+
+    Parameters
+    ----------
+    model
+        A ``pymc.Model`` whose data live in ``pm.Data``.
+    backend
+        nutpie's backend: ``"numba"`` (default) or ``"jax"`` (needs jax installed).
+    reuse
+        ``False`` compiles afresh (and does not store the result).
+
+    Returns
+    -------
+    Compiled
+        With ``compile_seconds`` 0 and ``cached=True`` on a cache hit.
+    """
+    import time
+
+    import nutpie
+
+    key = structure_key(model, extra=("nutpie", backend)) if reuse else None
+    if reuse:
+        with _LOCK:
+            hit = _CACHE.get(key)
+            if hit is not None:
+                _CACHE.move_to_end(key)
+                _STATS["hits"] += 1
+        if hit is not None:
+            return _with_data(hit, model)
+    started = time.perf_counter()
+    with quiet():
+        compiled_model = nutpie.compile_pymc_model(model, backend=backend)
+    out = Compiled(nutpie=compiled_model, model=model, compile_seconds=time.perf_counter() - started)
+    if reuse:
+        with _LOCK:
+            _STATS["misses"] += 1
+            _CACHE[key] = out
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    return out
+
+
+def _with_data(hit: Compiled, model: Any) -> Compiled:
+    """``hit`` with ``model``'s data and coordinates swapped in (no compile)."""
+    from nutpie.compile_pymc import _prepare_dims_and_coords
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.traversal import graph_inputs
+
+    values = shared_values(model)
+    # the Python-side functions read the compiled model's own shared variables
+    for var in graph_inputs(_outputs(hit.model)):
+        if isinstance(var, SharedVariable) and var.name in values:
+            var.set_value(values[var.name])
+    updates = {name: values[name] for name in hit.nutpie.shared_data if name in values}
+    new = hit.nutpie.with_data(**updates)
+    dims, coords = _prepare_dims_and_coords(model, new.shape_info)
+    new = dataclasses.replace(new, dims=dims, _coords=coords)
+    return Compiled(nutpie=new, model=hit.model, compile_seconds=0.0, cached=True)
+
+
+# --------------------------------------------------------------------------- NUTS
+
+
+def sample_nuts(
+    model: Any,
+    *,
+    draws: int,
+    tune: int,
+    chains: int,
+    target_accept: float,
+    seed: int,
+    progressbar: bool = False,
+    reuse: bool = True,
+) -> _arviz.InferenceData:
+    """NUTS (nutpie) on ``model``, compiled once per structure; InferenceData like ``pm.sample``.
+
+    Returns
+    -------
+    arviz.InferenceData
+        ``posterior`` and ``sample_stats`` from nutpie, ``constant_data`` and ``observed_data``
+        from ``model``; ``posterior.attrs`` gain ``bayesmix_compile_seconds``,
+        ``bayesmix_sample_seconds`` and ``bayesmix_compiled_from_cache``.
+    """
+    import time
+
+    import nutpie
+
+    with one_blas_thread():
+        comp = compiled(model, reuse=reuse)
+        started = time.perf_counter()
+        with quiet():
+            idata = nutpie.sample(
+                comp.nutpie,
+                draws=int(draws),
+                tune=int(tune),
+                chains=int(chains),
+                target_accept=float(target_accept),
+                seed=int(seed),
+                progress_bar=bool(progressbar),
+                save_warmup=False,
+                low_rank_modified_mass_matrix=comp.n_dim > LOW_RANK_MIN_DIM,
+            )
+    sample_seconds = time.perf_counter() - started
+    # the sampler's unconstrained copies (``sigma_log__``, ...) are internal: drop them
+    internal = [name for name in idata.posterior.data_vars if str(name).endswith("__")]
+    if internal:
+        idata.posterior = idata.posterior.drop_vars(internal)
+        unused = [dim for dim in idata.posterior.dims if "__dim_" in str(dim)]
+        idata.posterior = idata.posterior.drop_dims(unused, errors="ignore")
+    attach_model_data(idata, model)
+    idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)
+    idata.posterior.attrs["bayesmix_sample_seconds"] = float(sample_seconds)
+    idata.posterior.attrs["bayesmix_compiled_from_cache"] = int(comp.cached)
+    return idata
+
+
+def model_data(model: Any) -> tuple[dict, dict, dict, dict]:
+    """``(coords, dims, constant_data, observed_data)`` of a PyMC model, as plain arrays."""
+    coords = {k: list(v) for k, v in model.coords.items() if v is not None}
+    dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
+    constants = {
+        v.name: np.asarray(v.get_value()) for v in model.data_vars if not v.name.startswith(PRIOR_DATA_PREFIX)
+    }
+    observed = {}
+    for rv in model.observed_RVs:
+        value = model.rvs_to_values[rv]
+        data = value.get_value() if hasattr(value, "get_value") else getattr(value, "data", value)
+        observed[rv.name] = np.asarray(data)
+    # data containers that only feed the observations are observed, not constants
+    for name in list(constants):
+        if name in observed or any(name == _observed_source(rv, model) for rv in model.observed_RVs):
+            constants.pop(name)
+    return coords, dims, constants, observed
+
+
+def _observed_source(rv: Any, model: Any) -> str | None:
+    value = model.rvs_to_values[rv]
+    return getattr(value, "name", None)
+
+
+def attach_model_data(idata: _arviz.InferenceData, model: Any) -> None:
+    """Add ``constant_data`` and ``observed_data`` groups from ``model`` to ``idata`` (in place)."""
+    coords, dims, constants, observed = model_data(model)
+    groups = {"constant_data": constants, "observed_data": observed}
+    _arviz.add_groups(idata, {k: v for k, v in groups.items() if v}, coords=coords, dims=dims)

@@ -1,0 +1,120 @@
+"""The compiled-model cache, the posterior mode and the Laplace approximation."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayesmix as bm
+from bayesmix.data.simulate import random_law, simulate_runs
+from bayesmix.inference import engine
+from bayesmix.models.mixing_model import build_model
+
+SHORT = {"draws": 200, "tune": 200, "chains": 2}
+
+
+@pytest.fixture(scope="module")
+def law():
+    return random_law(3, seed=11, noise_sd=0.01)
+
+
+def _fit(runs, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bm.fit(runs, **{**SHORT, **kwargs})
+
+
+def test_same_structure_other_runs_reuses_the_compiled_model_with_identical_numbers(law):
+    first, second = simulate_runs(law, 24, seed=1), simulate_runs(law, 31, seed=2)
+    engine.clear_cache()
+    _fit(first, seed=3)
+    warm = _fit(second, seed=3)
+    assert engine.cache_info()["hits"] == 1 and engine.cache_info()["misses"] == 1
+    assert warm.posterior.attrs["bayesmix_compiled_from_cache"] == 1
+    assert warm.posterior.attrs["bayesmix_compile_seconds"] == 0.0
+    # the warm fit saw the second table's data: its constants and observations, not the first's
+    assert warm.observed_data["loss"].shape == (31, 3)
+    np.testing.assert_array_equal(warm.observed_data["loss"].to_numpy(), second.losses.to_numpy())
+    engine.clear_cache()
+    cold = _fit(second, seed=3)
+    assert cold.posterior.attrs["bayesmix_compiled_from_cache"] == 0
+    for name in ("c", "log_k", "t", "sigma"):
+        np.testing.assert_array_equal(warm.posterior[name].to_numpy(), cold.posterior[name].to_numpy())
+
+
+def test_fingerprint_separates_structures_and_ignores_data(law):
+    a, b = simulate_runs(law, 24, seed=1), simulate_runs(law, 30, seed=2)
+    key = engine.structure_key(build_model(bm.MixingLaw(), a))
+    assert key == engine.structure_key(build_model(bm.MixingLaw(), b))
+    assert key != engine.structure_key(build_model(bm.MixingLaw(exponent=0.5), a))
+    assert key != engine.structure_key(build_model(bm.MixingLaw(), a, likelihood="normal"))
+    assert key != engine.structure_key(build_model(bm.MixingLaw(), a.select_domains(a.domains[:2])))
+
+
+def test_a_law_that_bakes_data_into_constants_is_never_served_another_studys_model(law):
+    """Without ``symbolic_data`` the priors' scales are constants: other data, other key."""
+
+    class Baked(bm.MixingLaw):
+        symbolic_data = False
+
+    a, b = simulate_runs(law, 24, seed=1), simulate_runs(law, 24, seed=2)
+    assert engine.structure_key(build_model(Baked(), a)) != engine.structure_key(build_model(Baked(), b))
+
+
+def test_map_finds_the_mode_and_predicts_close_to_truth(law):
+    runs = simulate_runs(law, 40, seed=5)
+    point = _fit(runs, method="map", seed=0)
+    again = _fit(runs, method="map", seed=0)
+    np.testing.assert_array_equal(point.posterior["c"].to_numpy(), again.posterior["c"].to_numpy())
+    mixtures = np.array([[0.2, 0.5, 0.3], [0.6, 0.2, 0.2]])
+    predicted = bm.predict(point, mixtures).mean("sample").to_numpy()
+    truth = law.mean_loss(mixtures)
+    # the simulated noise is 0.01 nats per run: 40 runs pin the law's mean to a few hundredths
+    assert np.max(np.abs(predicted - truth)) < 0.05
+
+
+def test_laplace_intervals_agree_with_nuts_on_a_small_study(law):
+    runs = simulate_runs(law, 30, seed=7)
+    nuts = _fit(runs, draws=500, tune=500, chains=2, seed=0)
+    lap = _fit(runs, method="laplace", draws=500, chains=2, seed=0)
+    health = bm.health(lap)
+    assert health.method == "laplace" and np.isfinite(health.pareto_k) and health.ok, str(health)
+    for name in ("c", "log_k", "t", "sigma"):
+        assert lap.posterior[name].sizes == nuts.posterior[name].sizes
+    grid = np.random.default_rng(0).dirichlet(np.ones(3), size=50)
+    a = bm.interval(bm.predict(nuts, grid), prob=0.9)
+    b = bm.interval(bm.predict(lap, grid), prob=0.9)
+    width_a = (a["upper"] - a["lower"]).to_numpy()
+    width_b = (b["upper"] - b["lower"]).to_numpy()
+    # centres within a fifth of the NUTS width, widths within a factor of 1.5 (the documented
+    # tolerance of the conditional Laplace approximation, which holds the hierarchy's spreads at
+    # the mode; the 500-draw NUTS width has ~5% Monte Carlo error)
+    assert np.median(np.abs(a["median"] - b["median"]).to_numpy() / width_a) < 0.2
+    ratio = np.median(width_b / width_a)
+    assert 1 / 1.5 < ratio < 1.5, ratio
+
+
+def test_laplace_reports_a_flat_direction_as_a_problem():
+    class Flat:
+        n_dim = 2
+
+        def initial_point(self, seed):
+            return np.zeros(2)
+
+        def logp_dlogp(self, x):
+            # a Gaussian in x[0], flat in x[1]
+            return -0.5 * x[0] ** 2, np.array([-x[0], 0.0])
+
+        def expand(self, x):
+            return {"a": np.array(x[0]), "b": np.array(x[1])}
+
+    from bayesmix.inference.approx import laplace
+    from bayesmix.inference.diagnostics import laplace_health
+
+    result = laplace(Flat(), draws=50, chains=2, seed=0, n_starts=1)
+    assert result.hessian_clipped == 1
+    health = laplace_health(result, chains=2, draws=50)
+    assert not health.ok and "curvature" in health.problems[0]
+    assert result.posterior["a"].shape == (2, 50)

@@ -133,3 +133,52 @@ def test_exponent_chosen_by_cross_validated_bayesian_refits(law):
     # the truth is the paper's form (exponent 1) with 0.01-nat noise: its held-out error is near
     # the noise's mean absolute value (0.008)
     assert float(choice.table.set_index("exponent").loc[1.0, "cv_mae"]) < 0.02
+
+
+def test_the_cache_never_writes_into_a_callers_model_and_serves_each_its_own_data(law):
+    a, b = simulate_runs(law, 24, seed=1), simulate_runs(law, 24, seed=2)
+    model_a, model_b = build_model(bm.MixingLaw(), a), build_model(bm.MixingLaw(), b)
+    engine.clear_cache()
+    engine.compiled(model_a)
+    comp_b = engine.compiled(model_b)
+    comp_a = engine.compiled(model_a)
+    assert comp_b.cached and comp_a.cached
+    # the caller's models keep their own data
+    np.testing.assert_array_equal(engine.shared_values(model_a)["loss_observed"], a.losses.to_numpy())
+    np.testing.assert_array_equal(engine.shared_values(model_b)["loss_observed"], b.losses.to_numpy())
+    # each compiled handle carries the data of the model it was asked for
+    np.testing.assert_array_equal(comp_a.nutpie.shared_data["loss_observed"], a.losses.to_numpy())
+    np.testing.assert_array_equal(comp_b.nutpie.shared_data["loss_observed"], b.losses.to_numpy())
+    x = comp_a.initial_point(0)
+    assert comp_a.logp_dlogp(x)[0] != comp_b.logp_dlogp(x)[0]
+    with pytest.raises(ValueError, match="shape"):
+        comp_a.logp_dlogp(x[:-1])
+
+
+def test_laws_whose_shapes_come_from_dims_get_a_key_per_shape(law):
+    runs = simulate_runs(law, 24, seed=1)
+    three = engine.structure_key(build_model(bm.LinearLaw(), runs))
+    two = engine.structure_key(build_model(bm.LinearLaw(), runs.select_domains(runs.domains[:2])))
+    assert three != two
+
+
+def test_derived_features_equal_the_laws_own_and_are_not_stored_with_the_fit(law):
+    runs = simulate_runs(law, 24, seed=1)
+    mixing = bm.MixingLaw(exponent=0.5)
+    rng = np.random.default_rng(0)
+    params = {
+        "c": rng.normal(2, 0.1, 3),
+        "log_k": rng.normal(0, 0.1, 3),
+        "t": rng.normal(0, 1, (3, 3)),
+        "reference_mixture": runs.mixtures.mean().to_numpy(),
+        "exponent": np.asarray(0.5),
+    }
+    derived = mixing.derived_inputs(runs.mixtures.to_numpy(), params)
+    np.testing.assert_allclose(
+        mixing.evaluate({**params, **derived}, runs.mixtures.to_numpy()),
+        mixing.evaluate(params, runs.mixtures.to_numpy()),
+        rtol=1e-12,
+    )
+    assert bm.MixingLaw().derived_inputs(runs.mixtures.to_numpy(), params) == {}
+    point = _fit(runs, law=mixing, method="map")
+    assert not [n for n in point.constant_data.data_vars if str(n).startswith(("derived_", "prior_"))]

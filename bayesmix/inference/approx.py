@@ -116,6 +116,8 @@ def hessian(comp: Compiled, x: np.ndarray, step: float = 1e-5) -> np.ndarray:
         up[i] += h
         down[i] -= h
         out[:, i] = -(comp.logp_dlogp(up)[1] - comp.logp_dlogp(down)[1]) / (2 * h)
+    if not np.isfinite(out).all():
+        raise FloatingPointError("the log density's gradient is not finite next to the mode")
     return 0.5 * (out + out.T)
 
 
@@ -179,8 +181,11 @@ def laplace(
             held[where] = True
     free = ~held
     values, vectors = np.linalg.eigh(h[np.ix_(free, free)])
-    floor = 1e-8 * max(float(np.max(np.abs(values))), 1.0)
-    clipped = int(np.sum(values <= floor))
+    # directions without curvature get the variance of the flattest curved direction (not 1e8
+    # times it): they are reported as a problem, and the draws stay finite
+    positive = values[values > 1e-8 * max(float(np.max(np.abs(values))), 1e-300)]
+    floor = float(positive.min()) if positive.size else 1.0
+    clipped = int(values.size - positive.size)
     values = np.maximum(values, floor)
     # x = mode + V diag(1/sqrt(lambda)) z  has covariance H^-1 (over the free coordinates)
     scale = vectors / np.sqrt(values)[None, :]

@@ -39,9 +39,9 @@ CACHE_SIZE = 16
 #: one below: on RegMix (282 parameters) it cut the leapfrog steps per draw from 137 to 19 and
 #: the sampling time ~2.5-fold; on a 7-domain study (73 parameters) the diagonal one was faster
 LOW_RANK_MIN_DIM = 100
-#: data containers named so hold the data scales of the priors: inputs of the compiled model,
-#: not data of the study, so they stay out of ``constant_data``
-PRIOR_DATA_PREFIX = "prior_"
+#: data containers named so are inputs of the compiled model, not data of the study (the data
+#: scales of the priors, inputs derived from the runs' mixtures): they stay out of ``constant_data``
+INTERNAL_DATA_PREFIXES = ("prior_", "derived_")
 
 
 @contextmanager
@@ -74,9 +74,12 @@ def quiet() -> Iterator[None]:
 # --------------------------------------------------------------------------- fingerprint
 
 
-def _constant_key(value: np.ndarray) -> tuple:
-    data = np.ascontiguousarray(value)
-    return ("const", str(data.dtype), data.shape, data.tobytes())
+def _constant_key(var: Any) -> tuple:
+    data = np.asarray(var.data)
+    if data.dtype == object:  # slices, None, ...: their bytes are addresses, their repr is the value
+        return ("const-object", str(var.type), repr(data.tolist()))
+    data = np.ascontiguousarray(data)
+    return ("const", str(var.type), str(data.dtype), data.shape, data.tobytes())
 
 
 def _outputs(model: Any) -> list[Any]:
@@ -110,11 +113,15 @@ def structure_key(model: Any, extra: Hashable = ()) -> Hashable:
 
     def ref(var: Any) -> int:
         if var not in index:
-            if isinstance(var, SharedVariable):
+            if isinstance(var, SharedVariable) and var.name is not None:
                 value = var.get_value(borrow=True)
                 items.append(("shared", var.name, str(getattr(value, "dtype", "")), np.ndim(value)))
+            elif isinstance(var, SharedVariable):
+                # an unnamed shared variable cannot be swapped by name: its value is part of the key
+                value = np.asarray(var.get_value(borrow=True))
+                items.append(("shared-value", str(value.dtype), value.shape, value.tobytes()))
             elif isinstance(var, Constant):
-                items.append(_constant_key(var.data))
+                items.append(_constant_key(var))
             else:
                 items.append(("input", var.name, str(var.type)))
             index[var] = len(index)
@@ -133,7 +140,12 @@ def structure_key(model: Any, extra: Hashable = ()) -> Hashable:
         tuple(v.name for v in model.value_vars),
         tuple(v.name for v in model.deterministics),
     )
-    return (tuple(items), tuple(index[o] for o in outputs), names, extra)
+    # the compiled function has the shapes of the stored variables built in (a law whose shapes
+    # come only from dims, or a deterministic over runs, would otherwise match another study)
+    from nutpie.compile_pymc import _compute_shapes
+
+    shapes = tuple(sorted((name, tuple(int(d) for d in shape)) for name, shape in _compute_shapes(model).items()))
+    return (tuple(items), tuple(index[o] for o in outputs), names, shapes, bool(model.check_bounds), extra)
 
 
 def shared_values(model: Any) -> dict[str, np.ndarray]:
@@ -183,13 +195,19 @@ class Compiled:
         Calls the sampler's own compiled C function (no second compile); a point where the
         density or its gradient is not finite gives ``-inf``.
         """
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x = self._point(x)
         grad = np.zeros(self.n_dim)
         logp = np.zeros(1)
         code = self._c_logp(self.n_dim, x.ctypes.data, grad.ctypes.data, logp.ctypes.data, self._user_data)
         if code != 0:
             return float("-inf"), grad
         return float(logp[0]), grad
+
+    def _point(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        if x.shape != (self.n_dim,):  # the C function reads n_dim values whatever it is given
+            raise ValueError(f"expected an unconstrained point of shape ({self.n_dim},), got {x.shape}")
+        return x
 
     def __post_init__(self) -> None:
         import ctypes
@@ -202,6 +220,7 @@ class Compiled:
             ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, address, address, address
         )(self.nutpie.compiled_expand_func.address)
         self._user_data = self.nutpie.user_data.ctypes.data
+        self._keep = self.nutpie  # the arrays user_data points into live as long as this object
 
     def initial_point(self, seed: int) -> np.ndarray:
         """A jittered unconstrained starting point (the one nutpie starts its chains from)."""
@@ -209,7 +228,7 @@ class Compiled:
 
     def expand(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """Every stored variable (free and deterministic, constrained) at unconstrained ``x``."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x = self._point(x)
         flat = np.zeros(int(self.nutpie.n_expanded))
         code = self._c_expand(self.n_dim, flat.size, x.ctypes.data, flat.ctypes.data, self._user_data)
         if code != 0:
@@ -235,15 +254,17 @@ def clear_cache() -> None:
         _STATS.update(hits=0, misses=0)
 
 
-def compiled(model: Any, *, backend: str = "numba", reuse: bool = True) -> Compiled:
-    """The compiled form of ``model`` (nutpie, ``backend``), from the cache when its graph is known.
+def compiled(model: Any, *, reuse: bool = True) -> Compiled:
+    """The compiled form of ``model`` (nutpie, numba backend), from the cache when its graph is known.
+
+    The cache compiles and keeps a private clone of ``model`` (its own shared variables), so a
+    later fit never writes into a model the caller holds. A model PyMC cannot clone (one with
+    custom initial values) is compiled and not cached.
 
     Parameters
     ----------
     model
         A ``pymc.Model`` whose data live in ``pm.Data``.
-    backend
-        nutpie's backend: ``"numba"`` (default) or ``"jax"`` (needs jax installed).
     reuse
         ``False`` compiles afresh (and does not store the result).
 
@@ -255,37 +276,45 @@ def compiled(model: Any, *, backend: str = "numba", reuse: bool = True) -> Compi
     import time
 
     import nutpie
+    from pymc.model.fgraph import clone_model
 
-    key = structure_key(model, extra=("nutpie", backend)) if reuse else None
+    key = structure_key(model, extra=("nutpie", "numba")) if reuse else None
     if reuse:
         with _LOCK:
             hit = _CACHE.get(key)
             if hit is not None:
                 _CACHE.move_to_end(key)
+                out = _with_data(hit, model)
                 _STATS["hits"] += 1
-        if hit is not None:
-            return _with_data(hit, model)
+                return out
     started = time.perf_counter()
+    private = model
+    if reuse:
+        try:
+            private = clone_model(model)
+        except NotImplementedError:  # PyMC cannot clone models with custom initial values
+            reuse = False
     with quiet():
-        compiled_model = nutpie.compile_pymc_model(model, backend=backend)
-    out = Compiled(nutpie=compiled_model, model=model, compile_seconds=time.perf_counter() - started)
+        compiled_model = nutpie.compile_pymc_model(private, backend="numba")
+    out = Compiled(nutpie=compiled_model, model=private, compile_seconds=time.perf_counter() - started)
     if reuse:
         with _LOCK:
             _STATS["misses"] += 1
             _CACHE[key] = out
             while len(_CACHE) > CACHE_SIZE:
                 _CACHE.popitem(last=False)
+        out = dataclasses.replace(out)  # the caller's handle; the cache keeps its own
     return out
 
 
 def _with_data(hit: Compiled, model: Any) -> Compiled:
-    """``hit`` with ``model``'s data and coordinates swapped in (no compile)."""
+    """``hit`` with ``model``'s data and coordinates swapped in (no compile); call under the lock."""
     from nutpie.compile_pymc import _prepare_dims_and_coords
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
     values = shared_values(model)
-    # the Python-side functions read the compiled model's own shared variables
+    # the Python-side functions (initial point) read the private model's shared variables
     for var in graph_inputs(_outputs(hit.model)):
         if isinstance(var, SharedVariable) and var.name in values:
             var.set_value(values[var.name])
@@ -357,7 +386,7 @@ def model_data(model: Any) -> tuple[dict, dict, dict, dict]:
     coords = {k: list(v) for k, v in model.coords.items() if v is not None}
     dims = {k: list(v) for k, v in model.named_vars_to_dims.items()}
     constants = {
-        v.name: np.asarray(v.get_value()) for v in model.data_vars if not v.name.startswith(PRIOR_DATA_PREFIX)
+        v.name: np.asarray(v.get_value()) for v in model.data_vars if not v.name.startswith(INTERNAL_DATA_PREFIXES)
     }
     observed = {}
     for rv in model.observed_RVs:

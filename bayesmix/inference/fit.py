@@ -264,6 +264,8 @@ def _fit_map(model, seed: int) -> _arviz.InferenceData:
         comp = engine.compiled(model)
         mode = approx.find_mode(comp, seed=seed)
         point = _stored(comp.expand(mode.x))
+    if not all(np.isfinite(v).all() for v in point.values()):
+        raise FloatingPointError("the model's variables are not finite at the posterior mode")
     coords, dims, constants, observed = _model_parts(model)
     idata = _point_idata(point, dims, coords, constants, observed)
     idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)

@@ -135,6 +135,23 @@ class Law(ABC):
     def n_parameters(self, n_domains: int, n_train_domains: int) -> int:
         """Number of identifiable parameters that each validation domain's curve needs."""
 
+    def derived_inputs(self, mixtures: np.ndarray, constants: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Data-only inputs computed once per fit instead of at every evaluation (default none).
+
+        The model builder passes them to :meth:`evaluate` as ``pm.Data`` under these names (which
+        must start with ``derived_``); they describe the *fitted* runs, so they are not stored
+        with the fit, and :meth:`evaluate` must compute the same values itself when they are
+        absent (predictions at new mixtures).
+
+        Parameters
+        ----------
+        mixtures
+            The runs' mixtures ``(run, train_domain)``.
+        constants
+            The law's constant values (:meth:`constant_values`).
+        """
+        return {}
+
     def extra_coords(self) -> dict[str, list[Any]]:
         """Coordinates of dims that the law adds (e.g. latent ``component``)."""
         return {}

@@ -119,12 +119,26 @@ class MixingLaw(Law):
         """The reference mixture (mean of the runs), and the exponent when it is fixed."""
         return mixing_constants(data, self.exponent)
 
+    def derived_inputs(self, mixtures: np.ndarray, constants: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The runs' centred power features, when the exponent is fixed and not 1.
+
+        Computing ``r^g`` inside the compiled model costs about as much as the rest of the log
+        density on RegMix (512 runs x 17 domains); as data it is computed once.
+        """
+        if self.exponent == "learn" or self._power_is_one:
+            return {}
+        features = centred_features(mixtures, constants["reference_mixture"], float(self.exponent), np)
+        return {"derived_features": np.asarray(features, dtype=float)}
+
     def evaluate(self, params: Mapping[str, Any], mixtures: Any, xp: Any = np) -> Any:
         """See :meth:`Law.evaluate`."""
         exponent = params.get("exponent", 1.0)
         if self._power_is_one:
             exponent = 1.0
-        features = centred_features(mixtures, params["reference_mixture"], exponent, xp)
+        if "derived_features" in params:
+            features = params["derived_features"]
+        else:
+            features = centred_features(mixtures, params["reference_mixture"], exponent, xp)
         exponent_term = xp.matmul(features, xp.swapaxes(params["t"], -1, -2))
         return xp.expand_dims(params["c"], -2) + xp.exp(xp.expand_dims(params["log_k"], -2) + exponent_term)
 

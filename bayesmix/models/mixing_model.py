@@ -160,8 +160,13 @@ def build_model(
     with pm.Model(coords=coords) as model:
         mixtures = pm.Data("mixtures", runs.mixtures.to_numpy(), dims=("run", "train_domain"))
         values: dict[str, Any] = {}
-        for name, value in law.constant_values(data).items():
+        constants = law.constant_values(data)
+        for name, value in constants.items():
             values[name] = pm.Data(name, value, dims=constant_dims.get(name))
+        for name, value in law.derived_inputs(runs.mixtures.to_numpy(), constants).items():
+            if not name.startswith("derived_"):
+                raise ValueError(f"{type(law).__name__}.derived_inputs: {name!r} must start with 'derived_'")
+            values[name] = pm.Data(name, value)
         scales = symbolic_scales(data) if law.symbolic_data else data
         values.update(law.build_priors(scales))
         mean = law.evaluate(values, mixtures, xp=pt)

@@ -27,8 +27,13 @@ import numpy as np
 from bayesmix.inference import _arviz
 from bayesmix.inference.engine import Compiled
 
-#: dense BFGS (inverse Hessian kept in full) up to this many parameters, L-BFGS above
-DENSE_BFGS_MAX_DIM = 1500
+#: dense BFGS (inverse Hessian kept in full) up to this many parameters, L-BFGS above (dense
+#: BFGS took 532 s on 1,123 parameters where L-BFGS and two Newton steps took seconds)
+DENSE_BFGS_MAX_DIM = 200
+#: Newton steps (finite-difference Hessian, backtracking) that polish an unconverged optimum
+NEWTON_STEPS = 6
+#: a mode is converged when the Newton step left is shorter than 0.1 posterior sd (decrement 0.01)
+NEWTON_DECREMENT = 0.01
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,6 @@ def find_mode(comp: Compiled, *, seed: int = 0, n_starts: int = 4, max_iter: int
     for i in range(max(int(n_starts), 1)):
         start = comp.initial_point(int(seed) + i)
         if start.size <= DENSE_BFGS_MAX_DIM:
-            # dense BFGS: on a 73-parameter mixing law L-BFGS-B stalled after 2,000 iterations
-            # (log density 668) where BFGS reached the mode (806) in 153
             result = minimize(negative, start, jac=True, method="BFGS", options={"maxiter": int(max_iter), "gtol": 1e-6})
         else:
             result = minimize(
@@ -97,13 +100,53 @@ def find_mode(comp: Compiled, *, seed: int = 0, n_starts: int = 4, max_iter: int
             )
         # converged: a stationary point to the precision of the log density (a line search that
         # can make no further progress there counts, as it does in Stan's optimiser)
-        gradient = float(np.max(np.abs(result.jac))) if result.jac is not None else np.inf
-        converged = bool(result.success) or gradient < 1e-3 * max(1.0, abs(float(result.fun))) ** 0.5
+        converged = result.jac is not None and _stationary(-float(result.fun), np.asarray(result.jac))
         if np.isfinite(result.fun) and result.fun < 1e299 and (best is None or result.fun < best[0]):
             best = (float(result.fun), np.asarray(result.x, dtype=float), converged)
     if best is None:
         raise FloatingPointError("no start reached a finite log density")
-    return Mode(x=best[1], logp=-best[0], converged=best[2], n_starts=int(n_starts))
+    x, converged = best[1], best[2]
+    if not converged:
+        x, converged = newton_polish(comp, x)
+    return Mode(x=x, logp=comp.logp_dlogp(x)[0], converged=converged, n_starts=int(n_starts))
+
+
+def _stationary(logp: float, grad: np.ndarray) -> bool:
+    return float(np.max(np.abs(grad))) < 1e-3 * max(1.0, abs(float(logp))) ** 0.5
+
+
+def newton_polish(comp: Compiled, x: np.ndarray, steps: int = NEWTON_STEPS) -> tuple[np.ndarray, bool]:
+    """Modified Newton steps (finite-difference Hessian, |eigenvalues|, backtracking) from a near-optimum.
+
+    Quasi-Newton methods stop short on the flat, badly scaled optima of large hierarchical laws
+    (L-BFGS 0.7 nats below the mode on a 1,123-parameter study). Converged means the Newton
+    step left is shorter than a tenth of a posterior standard deviation (``g' H^-1 g < 0.01``,
+    the Newton decrement), a criterion in the posterior's own units whatever the parameter count.
+    """
+    logp, grad = comp.logp_dlogp(x)
+    for _ in range(int(steps)):
+        try:
+            values, vectors = np.linalg.eigh(hessian(comp, x))
+        except (np.linalg.LinAlgError, FloatingPointError):
+            return x, False
+        # modified Newton: negative or tiny curvature is replaced by its size (a saddle's
+        # direction is then climbed, not descended)
+        floor = 1e-8 * max(float(np.max(np.abs(values))), 1e-300)
+        step = vectors @ ((vectors.T @ grad) / np.maximum(np.abs(values), floor))
+        decrement = float(grad @ step)
+        if 0 <= decrement < NEWTON_DECREMENT:
+            return x, True
+        size = 1.0
+        while size > 1e-4:
+            trial = x + size * step
+            trial_logp, trial_grad = comp.logp_dlogp(trial)
+            if np.isfinite(trial_logp) and trial_logp >= logp:
+                break
+            size /= 2
+        else:
+            return x, False
+        x, logp, grad = trial, trial_logp, trial_grad
+    return x, _stationary(logp, grad)
 
 
 def hessian(comp: Compiled, x: np.ndarray, step: float = 1e-5) -> np.ndarray:

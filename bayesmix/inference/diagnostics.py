@@ -137,6 +137,11 @@ def laplace_health(result: Any, chains: int, draws: int) -> SamplerHealth:
     problems = []
     if not result.mode.converged:
         problems.append("the posterior mode search did not converge; fit with method='nuts'")
+    if not np.isfinite(result.pareto_k):
+        problems.append(
+            "most Laplace draws fall where the log density is not finite (Pareto k infinite): "
+            "fit with method='nuts'"
+        )
     if result.hessian_clipped:
         problems.append(
             f"{result.hessian_clipped} direction(s) without curvature at the mode (a flat or saddle "

@@ -98,3 +98,22 @@ def test_sampler_health_travels_with_predictions_and_strict_fails(tmp_path):
     assert runner.invoke(app, args).exit_code == 0
     strict = runner.invoke(app, [*args, "--strict"])
     assert strict.exit_code == 3 and "Sampler" in strict.output
+
+
+def test_laplace_fit_saves_loads_and_predicts_from_the_shell(tmp_path):
+    law = random_law(3, seed=2, noise_sd=0.01)
+    simulate_runs(law, 25, seed=2).to_wide().to_csv(tmp_path / "runs.csv", index=False)
+    args = ["fit", str(tmp_path / "runs.csv"), "--out", str(tmp_path / "fit.nc"), "--method", "laplace"]
+    result = runner.invoke(app, [*args, "--draws", "200", "--chains", "2"])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "fit.json").read_text())
+    assert sidecar["spec"]["method"] == "laplace"
+    assert sidecar["spec"]["law"]["options"]["centred"] is False
+    pd.DataFrame({"web": [0.2], "code": [0.3], "papers": [0.5]}).to_csv(tmp_path / "mix.csv", index=False)
+    out = tmp_path / "pred.csv"
+    result = runner.invoke(app, ["predict", str(tmp_path / "fit.nc"), str(tmp_path / "mix.csv"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    pred = pd.read_csv(out).set_index(["mixture", "domain"])
+    truth = law.mean_loss(pd.read_csv(tmp_path / "mix.csv").to_numpy())
+    row = pred.loc[(0, "papers")]
+    assert row["lower"] < row["upper"] and abs(row["mean"] - truth[0, 2]) < 0.03

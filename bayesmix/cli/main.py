@@ -108,7 +108,7 @@ def fit(
     ),
     components: int = typer.Option(3, help="Implicit domains K (law 'implicit')."),
     method: str = typer.Option(
-        "nuts", help="'nuts' (posterior), 'map' (quick point) or 'paper' (the paper's protocol)."
+        "nuts", help="'nuts' (posterior), 'laplace' (fast approximate posterior), 'map' (quick point) or 'paper' (the paper's protocol)."
     ),
     draws: int = typer.Option(1000, help="NUTS draws per chain."),
     tune: int = typer.Option(1000, help="NUTS tuning steps per chain."),

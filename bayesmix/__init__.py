@@ -59,17 +59,17 @@ __all__ = [
     "validate_mixtures",
 ]
 
-# issue 5: the mixture optimiser under uncertainty
+# the mixture optimiser under uncertainty
 from bayesmix.optimise import LossConstraint, OptimisationResult, critical_proportion, optimise
 
 __all__ += ["LossConstraint", "OptimisationResult", "critical_proportion", "optimise"]
 
-# issue 6: active learning of the mixture
+# active learning of the mixture
 from bayesmix.design import Designer  # noqa: E402 (appended export)
 
 __all__ += ["Designer"]
 
-# issue 3: nested fits saved and loaded, the target-scale mixing law, extrapolation calibration
+# nested fits saved and loaded, the target-scale mixing law, extrapolation calibration
 from bayesmix.inference.nested_calibration import calibrate_extrapolation  # noqa: E402
 from bayesmix.inference.nested_io import load_nested, save_nested  # noqa: E402
 from bayesmix.inference.nested_target import target_fit  # noqa: E402

@@ -1,4 +1,4 @@
-"""Active learning of the training mixture (issue 6): which proxy runs to buy next.
+"""Active learning of the training mixture: which proxy runs to buy next.
 
 * :class:`Designer` - ask/tell loop with batches that account for pending runs, proposals of
   model size and tokens (:class:`RunScale`) with cost-aware acquisition, a checked JSON state,

@@ -5,9 +5,9 @@ the laws) and use the log density *with* the transforms' Jacobians, so the mode 
 density the sampler explores: in hierarchical models the constrained-space mode can sit at a
 spread of 0 (a funnel's neck), the unconstrained one does not.
 
-* :func:`find_mode`: L-BFGS (scipy) on the compiled log density and gradient from several
-  jittered starts; the best optimum is kept. On a warm compiled model this takes milliseconds to
-  a few tenths of a second.
+* :func:`find_mode`: BFGS (L-BFGS above 200 parameters, then modified Newton steps when it
+  stops short) on the compiled log density and gradient from several jittered starts; the best
+  optimum is kept. On a warm compiled model this takes milliseconds to a few seconds.
 * :func:`laplace`: a Gaussian at the mode with the inverse Hessian of the negative log density
   (central differences of the compiled gradient) as covariance, drawn in unconstrained space and
   mapped to every model variable. The importance ratios ``p / q`` of the draws give the
@@ -47,7 +47,7 @@ class Mode:
     logp
         The log density there (with Jacobians).
     converged
-        Whether the best start's optimiser reported convergence.
+        Whether the mode is stationary (after the Newton polish when the optimiser stopped short).
     n_starts
         Starts tried.
     """
@@ -59,7 +59,7 @@ class Mode:
 
 
 def find_mode(comp: Compiled, *, seed: int = 0, n_starts: int = 4, max_iter: int = 2000) -> Mode:
-    """Maximise the compiled log density from ``n_starts`` jittered starts (L-BFGS-B).
+    """Maximise the compiled log density from ``n_starts`` jittered starts (BFGS / L-BFGS + Newton).
 
     Parameters
     ----------

@@ -89,7 +89,7 @@ def _outputs(model: Any) -> list[Any]:
     return [logp, *deterministics]
 
 
-def structure_key(model: Any, extra: Hashable = ()) -> Hashable:
+def structure_key(model: Any, extra: Hashable = (), outputs: list[Any] | None = None) -> Hashable:
     """A hashable fingerprint of ``model``'s graph that ignores the values of shared variables.
 
     Two models with the same key compile to the same function: the same operations (compared by
@@ -102,12 +102,14 @@ def structure_key(model: Any, extra: Hashable = ()) -> Hashable:
         A ``pymc.Model``.
     extra
         Anything else that selects the compiled object (e.g. the backend).
+    outputs
+        ``model``'s compiled graphs when the caller has built them already.
     """
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.basic import Constant
     from pytensor.graph.traversal import graph_inputs, io_toposort
 
-    outputs = _outputs(model)
+    outputs = _outputs(model) if outputs is None else outputs
     index: dict[Any, int] = {}
     items: list[tuple] = []
 
@@ -148,16 +150,18 @@ def structure_key(model: Any, extra: Hashable = ()) -> Hashable:
     return (tuple(items), tuple(index[o] for o in outputs), names, shapes, bool(model.check_bounds), extra)
 
 
-def shared_values(model: Any) -> dict[str, np.ndarray]:
-    """Current values of ``model``'s shared variables (its ``pm.Data``), by name."""
+def shared_variables(model: Any, outputs: list[Any] | None = None) -> dict[str, Any]:
+    """The named shared variables (``pm.Data``) that ``model``'s compiled graphs read, by name."""
     from pytensor.compile.sharedvalue import SharedVariable
     from pytensor.graph.traversal import graph_inputs
 
-    found = {}
-    for var in graph_inputs(_outputs(model)):
-        if isinstance(var, SharedVariable) and var.name is not None:
-            found[var.name] = np.asarray(var.get_value(borrow=True))
-    return found
+    outputs = _outputs(model) if outputs is None else outputs
+    return {var.name: var for var in graph_inputs(outputs) if isinstance(var, SharedVariable) and var.name is not None}
+
+
+def shared_values(model: Any, outputs: list[Any] | None = None) -> dict[str, np.ndarray]:
+    """Current values of ``model``'s shared variables (its ``pm.Data``), by name."""
+    return {name: np.asarray(var.get_value(borrow=True)) for name, var in shared_variables(model, outputs).items()}
 
 
 # --------------------------------------------------------------------------- cache
@@ -172,17 +176,22 @@ class Compiled:
     nutpie
         nutpie's ``CompiledPyMCModel`` with the current data.
     model
-        The PyMC model whose graph was compiled; its shared variables hold the current data, so
-        the Python-callable functions (``nutpie.logp_func``, ``nutpie.expand_func``, the initial
-        point) see the same data as the sampler.
+        The cache's private copy of the PyMC model that was compiled; its shared variables
+        (``shared``) hold the current data, so the initial-point function (Python) sees the same
+        data as the compiled C functions.
     compile_seconds
         Seconds the compile took (0 when this object came from the cache).
+    cached
+        Whether it came from the cache.
+    shared
+        ``model``'s named shared variables, by name.
     """
 
     nutpie: Any
     model: Any
     compile_seconds: float
     cached: bool = False
+    shared: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def n_dim(self) -> int:
@@ -219,8 +228,8 @@ class Compiled:
         self._c_expand = ctypes.CFUNCTYPE(
             ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, address, address, address
         )(self.nutpie.compiled_expand_func.address)
+        # the arrays user_data points into belong to self.nutpie, which lives as long as self
         self._user_data = self.nutpie.user_data.ctypes.data
-        self._keep = self.nutpie  # the arrays user_data points into live as long as this object
 
     def initial_point(self, seed: int) -> np.ndarray:
         """A jittered unconstrained starting point (the one nutpie starts its chains from)."""
@@ -278,13 +287,14 @@ def compiled(model: Any, *, reuse: bool = True) -> Compiled:
     import nutpie
     from pymc.model.fgraph import clone_model
 
-    key = structure_key(model, extra=("nutpie", "numba")) if reuse else None
+    outputs = _outputs(model) if reuse else None
+    key = structure_key(model, extra=("nutpie", "numba"), outputs=outputs) if reuse else None
     if reuse:
         with _LOCK:
             hit = _CACHE.get(key)
             if hit is not None:
                 _CACHE.move_to_end(key)
-                out = _with_data(hit, model)
+                out = _with_data(hit, model, shared_values(model, outputs))
                 _STATS["hits"] += 1
                 return out
     started = time.perf_counter()
@@ -296,7 +306,12 @@ def compiled(model: Any, *, reuse: bool = True) -> Compiled:
             reuse = False
     with quiet():
         compiled_model = nutpie.compile_pymc_model(private, backend="numba")
-    out = Compiled(nutpie=compiled_model, model=private, compile_seconds=time.perf_counter() - started)
+    out = Compiled(
+        nutpie=compiled_model,
+        model=private,
+        compile_seconds=time.perf_counter() - started,
+        shared=shared_variables(private) if reuse else {},
+    )
     if reuse:
         with _LOCK:
             _STATS["misses"] += 1
@@ -307,22 +322,19 @@ def compiled(model: Any, *, reuse: bool = True) -> Compiled:
     return out
 
 
-def _with_data(hit: Compiled, model: Any) -> Compiled:
-    """``hit`` with ``model``'s data and coordinates swapped in (no compile); call under the lock."""
+def _with_data(hit: Compiled, model: Any, values: dict[str, np.ndarray]) -> Compiled:
+    """``hit`` with ``model``'s data ``values`` and coordinates swapped in (no compile); under the lock."""
     from nutpie.compile_pymc import _prepare_dims_and_coords
-    from pytensor.compile.sharedvalue import SharedVariable
-    from pytensor.graph.traversal import graph_inputs
 
-    values = shared_values(model)
-    # the Python-side functions (initial point) read the private model's shared variables
-    for var in graph_inputs(_outputs(hit.model)):
-        if isinstance(var, SharedVariable) and var.name in values:
-            var.set_value(values[var.name])
+    # the Python-side initial-point function reads the private model's shared variables
+    for name, var in hit.shared.items():
+        if name in values:
+            var.set_value(values[name])
     updates = {name: values[name] for name in hit.nutpie.shared_data if name in values}
     new = hit.nutpie.with_data(**updates)
     dims, coords = _prepare_dims_and_coords(model, new.shape_info)
     new = dataclasses.replace(new, dims=dims, _coords=coords)
-    return Compiled(nutpie=new, model=hit.model, compile_seconds=0.0, cached=True)
+    return Compiled(nutpie=new, model=hit.model, compile_seconds=0.0, cached=True, shared=hit.shared)
 
 
 # --------------------------------------------------------------------------- NUTS
@@ -393,16 +405,9 @@ def model_data(model: Any) -> tuple[dict, dict, dict, dict]:
         value = model.rvs_to_values[rv]
         data = value.get_value() if hasattr(value, "get_value") else getattr(value, "data", value)
         observed[rv.name] = np.asarray(data)
-    # data containers that only feed the observations are observed, not constants
-    for name in list(constants):
-        if name in observed or any(name == _observed_source(rv, model) for rv in model.observed_RVs):
-            constants.pop(name)
+        # a data container that holds the observations is observed data, not a constant
+        constants.pop(getattr(value, "name", None), None)
     return coords, dims, constants, observed
-
-
-def _observed_source(rv: Any, model: Any) -> str | None:
-    value = model.rvs_to_values[rv]
-    return getattr(value, "name", None)
 
 
 def attach_model_data(idata: _arviz.InferenceData, model: Any) -> None:

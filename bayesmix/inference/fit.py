@@ -113,7 +113,7 @@ def fit(
     """
     law = MixingLaw() if law is None else law
     if method == "laplace":
-        law = laplace_form(law)
+        law = law.laplace_form()
     if not isinstance(runs, RunTable):
         raise InputError("runs", f"got {type(runs).__name__}", "build a RunTable (RunTable.from_wide, ...)")
     if method not in METHODS:
@@ -144,7 +144,7 @@ def fit(
         if method == "map":
             idata = _fit_map(model, seed=seed)
         elif method == "laplace":
-            fixed = tuple(f"{name}_log__" for name in getattr(law, "spread_parameters", ()))
+            fixed = tuple(f"{name}_log__" for name in law.spread_parameters)
             idata, laplace_draws = _fit_laplace(model, draws=draws, chains=chains, seed=seed, fixed=fixed)
         else:
             idata = _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar)
@@ -165,21 +165,6 @@ def fit(
     attrs["bayesmix_seed"] = int(seed)
     report_health(health, strict=strict)
     return idata
-
-
-def laplace_form(law: Law) -> Law:
-    """The same law in the parameterisation whose joint density has a proper mode.
-
-    A centred hierarchy (deviations ~ Normal(centre, spread)) has an unbounded density as the
-    spread goes to 0, so its "mode" is degenerate; laws with a ``centred`` option are switched
-    to their non-centred form, the same law and prior.
-    """
-    if getattr(law, "centred", False) is True:
-        from bayesmix.laws.base import law_from_spec
-
-        spec = law.spec()
-        return law_from_spec({"name": spec["name"], "options": {**spec["options"], "centred": False}})
-    return law
 
 
 def check_mixture_variation(runs: RunTable) -> None:
@@ -249,38 +234,14 @@ def _point_idata(values: dict[str, np.ndarray], model_dims: dict[str, Any], coor
     )
 
 
-def _model_parts(model) -> tuple[dict, dict, dict, dict]:
-    coords, dims, constants, observed = engine.model_data(model)
-    return coords, {k: tuple(v) for k, v in dims.items()}, constants, observed
-
-
 def _stored(values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The named model variables of an expanded point (no transformed ``*__`` values)."""
     return {name: v for name, v in values.items() if not name.endswith("__")}
 
 
-def _fit_map(model, seed: int) -> _arviz.InferenceData:
-    with engine.one_blas_thread():
-        comp = engine.compiled(model)
-        mode = approx.find_mode(comp, seed=seed)
-        point = _stored(comp.expand(mode.x))
-    if not all(np.isfinite(v).all() for v in point.values()):
-        raise FloatingPointError("the model's variables are not finite at the posterior mode")
-    coords, dims, constants, observed = _model_parts(model)
-    idata = _point_idata(point, dims, coords, constants, observed)
-    idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)
-    idata.posterior.attrs["bayesmix_compiled_from_cache"] = int(comp.cached)
-    return idata
-
-
-def _fit_laplace(
-    model, draws: int, chains: int, seed: int, fixed: tuple[str, ...] = ()
-) -> tuple[_arviz.InferenceData, approx.LaplaceDraws]:
-    with engine.one_blas_thread():
-        comp = engine.compiled(model)
-        result = approx.laplace(comp, draws=draws, chains=chains, seed=seed, fixed=fixed)
-    coords, dims, constants, observed = _model_parts(model)
-    posterior = _stored(result.posterior)
+def _engine_idata(posterior: dict[str, np.ndarray], model, comp: engine.Compiled) -> _arviz.InferenceData:
+    """InferenceData of ``(chain, draw, ...)`` arrays with ``model``'s data and the compile attrs."""
+    coords, dims, constants, observed = engine.model_data(model)
     names = list(posterior) + list(constants) + list(observed)
     idata = _arviz.from_dict(
         posterior,
@@ -291,7 +252,26 @@ def _fit_laplace(
     )
     idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)
     idata.posterior.attrs["bayesmix_compiled_from_cache"] = int(comp.cached)
-    return idata, result
+    return idata
+
+
+def _fit_map(model, seed: int) -> _arviz.InferenceData:
+    with engine.one_blas_thread():
+        comp = engine.compiled(model)
+        mode = approx.find_mode(comp, seed=seed)
+        point = _stored(comp.expand(mode.x))
+    if not all(np.isfinite(v).all() for v in point.values()):
+        raise FloatingPointError("the model's variables are not finite at the posterior mode")
+    return _engine_idata({name: v[None, None, ...] for name, v in point.items()}, model, comp)
+
+
+def _fit_laplace(
+    model, draws: int, chains: int, seed: int, fixed: tuple[str, ...] = ()
+) -> tuple[_arviz.InferenceData, approx.LaplaceDraws]:
+    with engine.one_blas_thread():
+        comp = engine.compiled(model)
+        result = approx.laplace(comp, draws=draws, chains=chains, seed=seed, fixed=fixed)
+    return _engine_idata(_stored(result.posterior), model, comp), result
 
 
 def _fit_paper(law: Law, runs: RunTable, seed: int, n_inits: int) -> _arviz.InferenceData:

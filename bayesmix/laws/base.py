@@ -104,6 +104,9 @@ class Law(ABC):
     #: runs of the same structure reuses the compiled model. ``False`` (the default, safe for any
     #: law) passes numpy arrays, which are compiled in as constants.
     symbolic_data: ClassVar[bool] = False
+    #: positive hyperparameters (a hierarchy's spreads, log-transformed for the sampler) that the
+    #: Laplace approximation holds at the mode: their posterior is far from Gaussian
+    spread_parameters: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def options(self) -> dict[str, Any]:
@@ -134,6 +137,15 @@ class Law(ABC):
     @abstractmethod
     def n_parameters(self, n_domains: int, n_train_domains: int) -> int:
         """Number of identifiable parameters that each validation domain's curve needs."""
+
+    def laplace_form(self) -> Law:
+        """The same law and prior in a parameterisation whose joint density has a proper mode.
+
+        The Laplace approximation (``fit(method="laplace")``) fits this form. A centred
+        hierarchy (deviations ~ Normal(centre, spread)) has an unbounded density as the spread
+        goes to 0, so a law with one returns its non-centred form; the default is the law itself.
+        """
+        return self
 
     def derived_inputs(self, mixtures: np.ndarray, constants: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Data-only inputs computed once per fit instead of at every evaluation (default none).

@@ -100,6 +100,10 @@ class MixingLaw(Law):
         self.self_effect = bool(self_effect)
         self.centred = bool(centred)
 
+    def laplace_form(self) -> MixingLaw:
+        """The non-centred form (see :meth:`Law.laplace_form`)."""
+        return MixingLaw(exponent=self.exponent, self_effect=self.self_effect, centred=False)
+
     def options(self) -> dict[str, Any]:
         """See :meth:`Law.options` (``centred`` only when it is not the default)."""
         options: dict[str, Any] = {"exponent": self.exponent, "self_effect": self.self_effect}

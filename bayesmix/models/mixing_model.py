@@ -83,10 +83,6 @@ def summarise_data(runs: RunTable) -> DataSummary:
     )
 
 
-#: names of the data containers that hold the data scales of the priors (kept out of ``constant_data``)
-PRIOR_SCALE_DATA = ("prior_loss_mean", "prior_loss_sd")
-
-
 def symbolic_scales(data: DataSummary) -> DataSummary:
     """``data`` with the per-domain loss mean and spread as ``pm.Data`` (inside a model context).
 

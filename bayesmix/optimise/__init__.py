@@ -1,4 +1,4 @@
-"""Choosing the training mixture under posterior uncertainty (issue 5).
+"""Choosing the training mixture under posterior uncertainty.
 
 ``optimise(idata, target=...)`` minimises the posterior expected (or quantile / CVaR) target loss
 over the simplex under box, token and probabilistic loss constraints; ``grid_search`` and

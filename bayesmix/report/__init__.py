@@ -1,4 +1,4 @@
-"""Reports of a bayesmix study (issue 7): figures of the posterior, findings, and the HTML report.
+"""Reports of a bayesmix study: figures of the posterior, findings, and the HTML report.
 
 ::
 

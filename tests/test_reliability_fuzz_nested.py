@@ -409,6 +409,7 @@ def predict_target_options(fitted: NestedFit) -> st.SearchStrategy[dict[str, Any
             "renormalise": st.booleans(),
             "max_draws": st.one_of(st.none(), st.integers(1, 30)),
             "seed": st.integers(0, 2**32),
+            "force": st.booleans(),
         },
     )
     junk = {
@@ -425,6 +426,7 @@ def predict_target_options(fitted: NestedFit) -> st.SearchStrategy[dict[str, Any
         "renormalise": st.sampled_from(["x", 1, None]),
         "max_draws": numbers,
         "seed": numbers,
+        "force": st.sampled_from(["x", 1, None]),
     }
     # junk may by chance be valid: the test's rules decide
     replaced = st.lists(st.sampled_from(sorted(junk)), min_size=1, max_size=2, unique=True).flatmap(
@@ -448,6 +450,7 @@ def test_fuzz_predict_target_arguments(tiny_nested_fit: NestedFit, monkeypatch: 
         "seed": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "max_draws": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
         "renormalise": lambda v: isinstance(v, bool),
+        "force": lambda v: isinstance(v, bool),
     }
 
     outcomes: Counter[str] = Counter()
@@ -465,6 +468,11 @@ def test_fuzz_predict_target_arguments(tiny_nested_fit: NestedFit, monkeypatch: 
             assert isinstance(err, InputError), f"bad {bad} accepted: {kwargs}"
         outcomes["ok" if err is None else "refused"] += 1
         if err is None:
+            if not kwargs.get("force", False):  # the target checks: not below every run, not absurdly far
+                assert draws.attrs["model_size"] >= draws.attrs["fitted_model_size_min"]
+                assert draws.attrs["tokens"] >= draws.attrs["fitted_tokens_min"]
+                assert draws.attrs["extrapolation_efolds_model_size"] <= nested_module.MAX_EFOLDS
+                assert draws.attrs["extrapolation_efolds_tokens"] <= nested_module.MAX_EFOLDS
             assert draws.dims == ("sample", "mixture", "domain")
             assert list(draws["domain"].values) == [*fitted.domains, "total"]
             values = draws.to_numpy()
@@ -475,6 +483,7 @@ def test_fuzz_predict_target_arguments(tiny_nested_fit: NestedFit, monkeypatch: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", nested_module.TargetExtrapolationWarning)
         run()
     for bad_fit in (None, GOOD_TABLE, "fit.nc"):
         attempt("predict_target", lambda bad_fit=bad_fit: predict_target(bad_fit, **TARGET))

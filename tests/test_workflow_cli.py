@@ -115,6 +115,7 @@ def test_quickstart_writes_every_artefact(quickstart):
     # the summary printed is the one saved
     assert f"{optimum['p_beats_reference']:.3f}" in output
     assert "quickstart done" in output
+    assert "fitting the mixing law at the target scale" in output  # progress of the slow first fit
     plan = load_plan(proj.suggestions_path)
     # runs at two sizes: cost-aware (mixture, size) pairs, n_suggest of them
     assert len(plan) == 2 and {r.model for r in plan} <= {"t-xs", "t-s"}

@@ -10,13 +10,23 @@
 Stages are carried by their posterior draws (see :mod:`bayesmix.models.nested`): the scaling
 stage gives draws of the target-scale loss of every observed mixture; mixtures that were not
 observed go through the mixing law, fitted (NUTS) on those draws' mean and full covariance the
-first time a target scale is asked for, and cached on the fit.
+first time a target scale is asked for, and cached on the fit (a line is logged on the
+``bayesmix.inference.nested`` logger when that fit starts and ends).
+
+The target is checked against the fitted range of the runs (:func:`target_extrapolation`,
+:func:`check_target`): how far it extrapolates is reported in e-folds, ``ln(N*/N_max)`` and
+``ln(D*/D_max)``; past :data:`WARN_EFOLDS_MODEL_SIZE` / :data:`WARN_EFOLDS_TOKENS` a
+:class:`TargetExtrapolationWarning` is issued, and a target below every run or more than
+:data:`MAX_EFOLDS` beyond the largest one is refused unless ``force=True``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import numbers
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +57,19 @@ from bayesmix.models.nested import (
 METHODS = ("joint", "staged")
 KINDS = ("predictive", "mean")
 VIA = ("auto", "observed", "mixing_law")
+
+#: warn past this many e-folds beyond the largest fitted model size (e^3, about 20x)
+WARN_EFOLDS_MODEL_SIZE = 3.0
+#: warn past this many e-folds beyond the largest fitted tokens (e^3, about 20x)
+WARN_EFOLDS_TOKENS = 3.0
+#: refuse (unless forced) a target more than this many e-folds beyond the data (e^7, about 1100x)
+MAX_EFOLDS = 7.0
+
+logger = logging.getLogger(__name__)
+
+
+class TargetExtrapolationWarning(UserWarning):
+    """The target scale lies far beyond the fitted runs (see :func:`check_target`)."""
 
 
 @dataclass
@@ -121,6 +144,158 @@ def check_target_scale(model_size: Any, tokens: Any) -> None:
             raise InputError(
                 name, f"got {value!r}", "give the target scale as a count >= 1, in the table's units"
             )
+
+
+def target_extrapolation(
+    source: NestedFit | CurveTable, model_size: float, tokens: float
+) -> dict[str, float]:
+    """How far the target ``(N*, D*)`` lies from the fitted runs, in e-folds.
+
+    Parameters
+    ----------
+    source
+        A :class:`NestedFit` or the :class:`~bayesmix.data.curves.CurveTable` it was fitted on.
+    model_size, tokens
+        Target model size ``N*`` and training tokens ``D*`` (the table's units), counts >= 1.
+
+    Returns
+    -------
+    dict of str to float
+        ``model_size`` and ``tokens`` (the target); ``fitted_model_size_min`` /
+        ``fitted_model_size_max`` (smallest and largest model size of the runs) and
+        ``fitted_tokens_min`` / ``fitted_tokens_max`` (fewest and most tokens of any checkpoint);
+        ``extrapolation_efolds_model_size = ln(N*/N_max)`` and
+        ``extrapolation_efolds_tokens = ln(D*/D_max)`` (<= 0 at or inside the fitted range).
+
+    Raises
+    ------
+    InputError
+        ``source`` is neither, or the target is not a finite count >= 1.
+    """
+    if isinstance(source, NestedFit):
+        source = source.table
+    if not isinstance(source, CurveTable):
+        raise InputError(
+            "source", f"got {type(source).__name__}", "pass the result of fit_nested or its CurveTable"
+        )
+    check_target_scale(model_size, tokens)
+    sizes = source.runs["model_size"].to_numpy(dtype=float)
+    counts = source.frame["tokens"].to_numpy(dtype=float)
+    n_max, d_max = float(sizes.max()), float(counts.max())
+    return {
+        "model_size": float(model_size),
+        "tokens": float(tokens),
+        "fitted_model_size_min": float(sizes.min()),
+        "fitted_model_size_max": n_max,
+        "fitted_tokens_min": float(counts.min()),
+        "fitted_tokens_max": d_max,
+        "extrapolation_efolds_model_size": float(np.log(float(model_size) / n_max)),
+        "extrapolation_efolds_tokens": float(np.log(float(tokens) / d_max)),
+    }
+
+
+#: per checked quantity: its name in messages, the warning limit, what a too-large ratio suggests,
+#: and how to check it
+_TARGET_CHECKS = (
+    (
+        "model_size",
+        "model size",
+        WARN_EFOLDS_MODEL_SIZE,
+        "the table's model_size column may hold another unit (e.g. millions of parameters)",
+        "give the table's model_size and the target in the same unit (parameters)",
+    ),
+    (
+        "tokens",
+        "tokens",
+        WARN_EFOLDS_TOKENS,
+        "the table's tokens column may hold optimiser steps, not tokens",
+        "give the tokens column in tokens (steps x tokens per step; CurveTable.from_long converts a "
+        "step column with tokens_per_step=) and the target in tokens too",
+    ),
+)
+
+
+def check_target(
+    source: NestedFit | CurveTable,
+    model_size: float,
+    tokens: float,
+    *,
+    force: bool = False,
+    force_hint: str = "force=True",
+) -> dict[str, float]:
+    """Check the target ``(N*, D*)`` against the fitted runs: refuse, warn, or pass.
+
+    Parameters
+    ----------
+    source
+        A :class:`NestedFit` or its :class:`~bayesmix.data.curves.CurveTable`.
+    model_size, tokens
+        Target model size ``N*`` and training tokens ``D*`` (the table's units).
+    force
+        Skip the refusals (the warnings are still issued).
+    force_hint
+        How the caller's user passes ``force`` (named in the error's fix), e.g. ``"force=True"``
+        or a command-line flag.
+
+    Returns
+    -------
+    dict of str to float
+        :func:`target_extrapolation`'s numbers.
+
+    Raises
+    ------
+    InputError
+        Field ``model_size`` or ``tokens``, unless ``force``: a target below every run (smaller
+        than the smallest fitted model size, or fewer tokens than any checkpoint), or more than
+        :data:`MAX_EFOLDS` e-folds beyond the largest fitted value (a ratio that large usually means
+        a unit mix-up, e.g. steps in the tokens column). Bad ``source`` or target values always.
+
+    Warns
+    -----
+    TargetExtrapolationWarning
+        The target is more than :data:`WARN_EFOLDS_MODEL_SIZE` (model size) or
+        :data:`WARN_EFOLDS_TOKENS` (tokens) e-folds beyond the largest fitted value; the message
+        names the e-folds and the fitted range.
+    """
+    info = target_extrapolation(source, model_size, tokens)
+    if not isinstance(force, bool | np.bool_):
+        raise InputError("force", f"got {force!r}", "give True or False")
+    far = []
+    for name, label, warn_at, unit_hint, unit_fix in _TARGET_CHECKS:
+        value, efolds = info[name], info[f"extrapolation_efolds_{name}"]
+        low, high = info[f"fitted_{name}_min"], info[f"fitted_{name}_max"]
+        fitted = f"fitted {label} {low:.4g} to {high:.4g}"
+        if not force and value < low:
+            raise InputError(
+                name,
+                f"the target {value:.4g} lies below every run ({fitted}); a scaling law is fitted to "
+                "extrapolate beyond the runs, not below them",
+                f"give a target at or beyond the largest fitted {label} ({high:.4g}), "
+                f"or pass {force_hint} to predict there anyway",
+            )
+        if not force and efolds > MAX_EFOLDS:
+            raise InputError(
+                name,
+                f"the target {value:.4g} is {efolds:.1f} e-folds ({value / high:.3g}x) beyond the "
+                f"largest fitted {label} ({fitted}); more than {MAX_EFOLDS:g} e-folds "
+                f"({np.exp(MAX_EFOLDS):.0f}x) is no extrapolation the data supports, and {unit_hint}",
+                f"{unit_fix}; or pass {force_hint} to predict there anyway",
+            )
+        if efolds > warn_at:
+            far.append(
+                f"{label} {value:.4g} is {efolds:.1f} e-folds ({value / high:.3g}x) beyond the data ({fitted})"
+            )
+    if far:
+        warnings.warn(
+            "the target extrapolates far: "
+            + "; ".join(far)
+            + f" (warned past {WARN_EFOLDS_MODEL_SIZE:g} e-folds in model size, {WARN_EFOLDS_TOKENS:g} "
+            "in tokens); the intervals assume the fitted laws hold that far "
+            "(calibrate_extrapolation estimates how wrong they were on held-out sizes)",
+            TargetExtrapolationWarning,
+            stacklevel=3,
+        )
+    return info
 
 
 def _is_number(value: Any) -> bool:
@@ -369,6 +544,15 @@ def _mixing_stage(fitted: NestedFit, model_size: float, tokens: float) -> _arviz
         law = MixingLaw()
         settings = dict(fitted.settings)
         settings["target_accept"] = settings.get("mixing_target_accept", settings["target_accept"])
+        logger.info(
+            "fitting the mixing law at the target scale (N*=%.4g, D*=%.4g) on %d observed mixtures "
+            "(NUTS, %d chains x %d draws; once per target scale, then cached) ...",
+            key[0],
+            key[1],
+            len(fitted.mixtures),
+            settings["chains"],
+            settings["draws"],
+        )
         idata, seconds = _sample(
             model,
             settings,
@@ -376,21 +560,62 @@ def _mixing_stage(fitted: NestedFit, model_size: float, tokens: float) -> _arviz
             f"mixing@{key[0]:.4g},{key[1]:.4g}",
             fitted.health,
         )
+        logger.info("fitted the mixing law at (N*=%.4g, D*=%.4g) in %.1f s", key[0], key[1], seconds)
         fitted.fit_seconds += seconds
         fitted.mixing_stages[key] = idata
     return fitted.mixing_stages[key]
 
 
-def _match_observed(frame: pd.DataFrame, observed: pd.DataFrame) -> list[int] | None:
-    """Positions of the observed mixtures equal (1e-6) to each requested row, or None if one is new."""
-    positions = []
+def _match_observed(frame: pd.DataFrame, observed: pd.DataFrame) -> list[int | None]:
+    """Position of the observed mixture equal (1e-6) to each requested row, None for a new one."""
+    positions: list[int | None] = []
     obs = observed.to_numpy()
     for row in frame.to_numpy():
         hit = np.flatnonzero(np.abs(obs - row).max(axis=1) < 1e-6)
-        if not len(hit):
-            return None
-        positions.append(int(hit[0]))
+        positions.append(int(hit[0]) if len(hit) else None)
     return positions
+
+
+def _mixture_rng(seed: int, row: np.ndarray) -> np.random.Generator:
+    """A generator for one mixture's own draws: a function of the seed and the mixture alone."""
+    digest = hashlib.sha256((np.round(np.asarray(row, dtype=float), 9) + 0.0).tobytes()).digest()
+    return np.random.default_rng([int(seed), int.from_bytes(digest[:8], "little")])
+
+
+def _mixing_law_values(
+    fitted: NestedFit,
+    model_size: float,
+    tokens: float,
+    rows: np.ndarray,
+    noise: np.ndarray,
+    *,
+    kind: str,
+    max_draws: int | None,
+    seed: int,
+) -> np.ndarray:
+    """Draws ``(sample, mixture, domain)`` of ``rows`` through the mixing law at the target.
+
+    Every draw that is random here is a function of the seed and the mixture itself, never of the
+    other mixtures asked for: the run-to-run ``noise`` is picked once per draw (shared by all
+    mixtures), the mixing-law misfit per mixture from :func:`_mixture_rng`. The result has as many
+    draws as ``noise`` (the scaling stage's), so it sits next to the observed route's draws.
+    """
+    idata = _mixing_stage(fitted, model_size, tokens)
+    law = MixingLaw()
+    params = posterior_draws(idata, ["c", "log_k", "t", "sigma"], max_draws=max_draws, seed=seed)
+    n_law, n_out = params["sigma"].shape[0], noise.shape[0]
+    if n_law != n_out:  # stages sampled with other settings: resample the law's draws to match
+        take = np.random.default_rng([seed, 1]).choice(n_law, size=n_out, replace=n_law < n_out)
+        params = {name: value[np.sort(take)] for name, value in params.items()}
+    params["reference_mixture"] = np.asarray(idata.constant_data["reference_mixture"])
+    values = law.evaluate(params, rows, xp=np)
+    if kind == "predictive":
+        pick = np.random.default_rng(seed).integers(0, n_out, size=n_out)
+        misfit = np.stack(
+            [_mixture_rng(seed, row).standard_normal((n_out, values.shape[-1])) for row in rows], axis=1
+        )
+        values = values + params["sigma"][:, None, :] * misfit + noise[pick][:, None, :]
+    return values
 
 
 def predict_target(
@@ -406,6 +631,7 @@ def predict_target(
     max_draws: int | None = 2000,
     seed: int = 0,
     discrepancy: Any = None,
+    force: bool = False,
 ) -> xr.DataArray:
     """Draws of the loss at the target scale ``(N*, D*)`` per validation domain and in total.
 
@@ -415,7 +641,10 @@ def predict_target(
         Result of :func:`fit_nested`.
     model_size, tokens
         Target model size ``N*`` (same count as the table's ``model_size``, non-embedding by
-        default) and target training tokens ``D*``.
+        default) and target training tokens ``D*``. Checked against the fitted runs
+        (:func:`check_target`): refused below every run or more than :data:`MAX_EFOLDS` e-folds
+        beyond the largest, warned about past :data:`WARN_EFOLDS_MODEL_SIZE` /
+        :data:`WARN_EFOLDS_TOKENS` e-folds.
     mixtures
         ``None`` (the observed mixtures), or a dict / list of dicts / DataFrame / array over the
         training domains, as for :func:`bayesmix.predict`.
@@ -426,9 +655,9 @@ def predict_target(
         Shares of the domains in the total loss; default equal shares. The ``domain`` dim gets
         a ``"total"`` entry (``sum_i s_i L_i``).
     via
-        ``"auto"``: observed mixtures directly from the scaling stage, and all mixtures through
-        the mixing law when any requested mixture was not observed; ``"observed"`` or
-        ``"mixing_law"`` to force one.
+        ``"auto"``: per mixture, an observed one directly from the scaling stage and a new one
+        through the mixing law (so a mixture's draws do not depend on the other mixtures asked
+        for); ``"observed"`` or ``"mixing_law"`` to send every mixture one way.
     renormalise
         Divide mixtures by their sum instead of rejecting those that do not sum to 1.
     max_draws
@@ -440,19 +669,33 @@ def predict_target(
         :func:`~bayesmix.inference.nested_calibration.calibrate_extrapolation` (or its
         ``kappa``). Draws are multiplied by ``exp(kappa * ln(N*/N_max) * z)``, one ``z`` per
         draw shared by every mixture and domain; no change at or below the largest fitted size.
+    force
+        Predict at a target that :func:`check_target` would refuse (below every run, or more than
+        :data:`MAX_EFOLDS` e-folds beyond the data).
 
     Returns
     -------
     xarray.DataArray
-        Dims ``("sample", "mixture", "domain")``; attrs ``model_size``, ``tokens``, ``kind``,
-        ``via`` and ``health_ok`` (1 when every fitted stage's sampler health is ok; see
-        ``fitted.health``).
+        Dims ``("sample", "mixture", "domain")`` (loss in nats per token); coord ``via`` on
+        ``mixture`` (``"observed"`` or ``"mixing_law"``, the route of each mixture); attrs
+        ``model_size``, ``tokens``, ``kind``, ``via`` (the route of every mixture, or
+        ``"mixed"``), ``health_ok`` (1 when every fitted stage's sampler health is ok; see
+        ``fitted.health``), ``extrapolation_efolds_model_size`` (``ln(N*/N_max)``),
+        ``extrapolation_efolds_tokens`` (``ln(D*/D_max)``) and the fitted ranges
+        ``fitted_model_size_min``/``_max`` and ``fitted_tokens_min``/``_max``
+        (:func:`target_extrapolation`).
 
     Raises
     ------
     InputError, NotEnoughDataError
-        Bad arguments, a mixture that was not observed when the mixing law cannot be fitted
-        (too few mixtures), etc.
+        Bad arguments, a target refused by :func:`check_target` (field ``model_size`` or
+        ``tokens``; the fix names ``force=True``), a mixture that was not observed when the mixing
+        law cannot be fitted (too few mixtures), etc.
+
+    Warns
+    -----
+    TargetExtrapolationWarning
+        The target lies more than the warning limits beyond the fitted runs.
     """
     if not isinstance(fitted, NestedFit):
         raise InputError("fitted", f"got {type(fitted).__name__}", "pass the result of fit_nested")
@@ -461,6 +704,8 @@ def predict_target(
     if not isinstance(via, str) or via not in VIA:
         raise InputError("via", f"unknown value {via!r}", f"use one of {VIA}")
     check_target_scale(model_size, tokens)
+    if not isinstance(force, bool | np.bool_):
+        raise InputError("force", f"got {force!r}", "give True or False")
     check_seed(seed)
     if max_draws is not None and (
         not isinstance(max_draws, numbers.Integral) or isinstance(max_draws, bool | np.bool_) or max_draws < 1
@@ -482,28 +727,25 @@ def predict_target(
         frame = validate_mixtures(mixtures, list(observed.columns), renormalise=renormalise)
         labels = list(frame.index) if isinstance(mixtures, pd.DataFrame) else list(range(len(frame)))
     positions = _match_observed(frame, observed)
-    if via == "auto":
-        via = "observed" if positions is not None else "mixing_law"
-    if via == "observed" and positions is None:
+    if via == "observed" and any(p is None for p in positions):
         raise InputError(
             "mixtures", "some mixtures were not observed", "use via='mixing_law' (or 'auto') to predict them"
         )
-    rng = np.random.default_rng(seed)
+    routes = ["observed" if via != "mixing_law" and p is not None else "mixing_law" for p in positions]
+    extrapolation = check_target(fitted, model_size, tokens, force=bool(force))  # before any stage is fitted
     mean, noise = target_draws(fitted, model_size, tokens, max_draws=max_draws, seed=seed)
-    if via == "observed":
-        values = mean[:, positions, :]
+    values = np.empty((mean.shape[0], len(routes), mean.shape[-1]))
+    direct = [j for j, route in enumerate(routes) if route == "observed"]
+    if direct:
+        values[:, direct, :] = mean[:, [positions[j] for j in direct], :]
         if kind == "predictive":
-            values = values + noise[:, None, :]
-    else:
-        idata = _mixing_stage(fitted, model_size, tokens)
-        law = MixingLaw()
-        params = posterior_draws(idata, ["c", "log_k", "t", "sigma"], max_draws=max_draws, seed=seed)
-        params["reference_mixture"] = np.asarray(idata.constant_data["reference_mixture"])
-        values = law.evaluate(params, frame.to_numpy(), xp=np)
-        if kind == "predictive":
-            pick = rng.integers(0, noise.shape[0], size=values.shape[0])
-            misfit = params["sigma"][:, None, :] * rng.standard_normal(values.shape)
-            values = values + misfit + noise[pick][:, None, :]
+            values[:, direct, :] += noise[:, None, :]
+    through_law = [j for j, route in enumerate(routes) if route == "mixing_law"]
+    if through_law:
+        rows = frame.to_numpy()[through_law]
+        values[:, through_law, :] = _mixing_law_values(
+            fitted, model_size, tokens, rows, noise, kind=kind, max_draws=max_draws, seed=seed
+        )
     if discrepancy is not None:
         largest = float(fitted.table.model_sizes.max())
         factor = discrepancy_factor(discrepancy, model_size, largest, values.shape[0], seed)
@@ -514,13 +756,17 @@ def predict_target(
     return xr.DataArray(
         values,
         dims=("sample", "mixture", "domain"),
-        coords={"sample": np.arange(values.shape[0]), "mixture": labels, "domain": [*domains, "total"]},
+        coords={
+            "sample": np.arange(values.shape[0]),
+            "mixture": labels,
+            "domain": [*domains, "total"],
+            "via": ("mixture", routes),
+        },
         name="loss",
         attrs={
-            "model_size": float(model_size),
-            "tokens": float(tokens),
+            **extrapolation,
             "kind": kind,
-            "via": via,
+            "via": routes[0] if len(set(routes)) == 1 else "mixed",
             # sampler health of every stage fitted so far (the prediction rests on all of them)
             "health_ok": int(all(h.ok for h in fitted.health.values())),
         },

@@ -261,6 +261,75 @@ class Project:
             return size, float(target["tokens_factor"]) * self.proxy_tokens()
         return float(target["model_size"]), float(target["tokens"])
 
+    def check_target(self, runs: Any = None) -> dict[str, float]:
+        """Check the target scale against the runs it extrapolates from.
+
+        Parameters
+        ----------
+        runs
+            The fitted runs: a :class:`~bayesmix.data.curves.CurveTable` or a
+            :class:`~bayesmix.inference.nested.NestedFit`; default the ledger's curves
+            (:meth:`curves`).
+
+        Returns
+        -------
+        dict of str to float
+            :func:`~bayesmix.inference.nested.target_extrapolation`'s numbers for
+            :meth:`target_scale` (e-folds beyond the largest run, fitted ranges).
+
+        Raises
+        ------
+        InputError
+            Field ``project.target``: the target lies below every run (e.g. the default ladder
+            target of a project whose runs were imported from larger models), or absurdly far
+            beyond them (:func:`~bayesmix.inference.nested.check_target`); the fix names the
+            setting to change in ``study.yaml``.
+
+        Warns
+        -----
+        UserWarning
+            The target is not beyond the largest run in model size or tokens (the optimum is then
+            chosen for a scale the runs already cover).
+        TargetExtrapolationWarning
+            The target lies far beyond the runs.
+        """
+        from bayesmix.inference.nested import check_target, target_extrapolation
+
+        model_size, tokens = self.target_scale()
+        runs = self.curves() if runs is None else runs
+        try:
+            info = check_target(runs, model_size, tokens)
+        except InputError as err:
+            if err.field not in ("model_size", "tokens"):
+                raise
+            info = target_extrapolation(runs, model_size, tokens)
+            raise InputError(
+                "project.target",
+                f"{self.settings.target} gives {model_size:.4g} parameters x {tokens:.4g} tokens; "
+                f"{err.field}: {err.problem}",
+                self._target_fix(info),
+            ) from None
+        behind = [name for name in ("model_size", "tokens") if info[f"extrapolation_efolds_{name}"] < 0]
+        if behind:
+            warnings.warn(
+                f"project.target ({model_size:.4g} parameters x {tokens:.4g} tokens) is not beyond "
+                f"the largest run in {' and '.join(behind)} (runs up to "
+                f"{info['fitted_model_size_max']:.4g} parameters, {info['fitted_tokens_max']:.4g} tokens): "
+                f"the optimum is for a scale the runs already cover. To fix it, " + self._target_fix(info),
+                UserWarning,
+                stacklevel=2,
+            )
+        return info
+
+    def _target_fix(self, info: Mapping[str, float]) -> str:
+        """The advice for a target that does not suit the runs: the setting to change and a value."""
+        return (
+            f"set project.target in {self.folder / 'study.yaml'} to {{model_size: N, tokens: D}} at or "
+            f"beyond the largest run (N >= {info['fitted_model_size_max']:.4g}, "
+            f"D >= {info['fitted_tokens_max']:.4g}), e.g. {{model_size: "
+            f"{10 * info['fitted_model_size_max']:.1e}, tokens: {10 * info['fitted_tokens_max']:.1e}}}"
+        )
+
     # ---- data from the ledger ------------------------------------------------------------------
 
     def long_table(self) -> pd.DataFrame:

@@ -120,12 +120,15 @@ def choose(
     **options
         Further :func:`bayesmix.optimise` arguments (``risk``, ``level``, ``bounds``, ``exclude``...).
 
+    The target scale is first checked against the fitted runs (:meth:`Project.check_target`:
+    a target below every run, or absurdly far beyond them, is refused with the setting to change).
     The target-scale mixing law (:func:`~bayesmix.inference.nested_target.target_fit`) is fitted
     on first use and saved with the nested fit, so a rerun reuses it.
     """
     from bayesmix.optimise.solver import optimise
 
     nested = load_fits(project) if nested is None else nested
+    project.check_target(nested)
     model_size, tokens = project.target_scale()
     fitted_before = set(nested.mixing_stages)
     with warnings.catch_warnings():

@@ -70,8 +70,17 @@ from bayesmix.design import Designer  # noqa: E402 (appended export)
 __all__ += ["Designer"]
 
 # nested fits saved and loaded, the target-scale mixing law, extrapolation calibration
+from bayesmix.inference.discrepancy import calibrate_discrepancy  # noqa: E402
 from bayesmix.inference.nested_calibration import calibrate_extrapolation  # noqa: E402
 from bayesmix.inference.nested_io import load_nested, save_nested  # noqa: E402
 from bayesmix.inference.nested_target import target_fit  # noqa: E402
+from bayesmix.models.discrepancy import Discrepancy  # noqa: E402
 
-__all__ += ["calibrate_extrapolation", "load_nested", "save_nested", "target_fit"]
+__all__ += [
+    "Discrepancy",
+    "calibrate_discrepancy",
+    "calibrate_extrapolation",
+    "load_nested",
+    "save_nested",
+    "target_fit",
+]

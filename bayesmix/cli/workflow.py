@@ -6,7 +6,10 @@ Registered in :mod:`bayesmix.cli.main`. Each reads and writes a project folder
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,6 +41,28 @@ def _fail(err: BaseException, code: int = 2) -> None:
     """Print a documented error (escaped: user text may look like rich markup) and exit."""
     console.print(f"[bold red]error[/]: {escape(str(err))}", soft_wrap=True)
     raise typer.Exit(code=code)
+
+
+class _ConsoleLog(logging.Handler):
+    """Print the package's log lines (its progress, e.g. a target-scale fit) on the console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[dim]{escape(record.getMessage())}[/dim]", soft_wrap=True)
+
+
+@contextmanager
+def _progress() -> Iterator[None]:
+    """Show the ``bayesmix`` loggers' INFO lines while a step runs (the mixing law's fit at the target)."""
+    log = logging.getLogger("bayesmix")
+    handler, level = _ConsoleLog(logging.INFO), log.level
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _open(folder: Path):
@@ -129,6 +154,16 @@ def optimum_table(result: Any) -> Table:
     return table
 
 
+def support_line(result: Any) -> str:
+    """One line (rich markup) on how far the optimum lies from the runs."""
+    from bayesmix.optimise.support import describe_support
+
+    text = escape(describe_support(result.support))
+    if result.support.get("trust_applied"):
+        text += " (kept within the runs' range of shares; --no-trust-region lifts it)"
+    return f"[bold red]{text}[/]" if result.extrapolation else text
+
+
 def loss_table(result: Any, prob: float) -> Table:
     """Expected loss at the optimum and at the reference with intervals, per domain and target."""
     table = Table(
@@ -166,6 +201,15 @@ def optimise_cmd(
         list[str] | None,
         typer.Option("--bound", help="domain=lo:hi share bounds (repeatable), e.g. code=0.1:0.4."),
     ] = None,
+    trust_margin: Annotated[
+        float,
+        typer.Option(
+            help="Keep each share within the runs' range of shares, widened by this margin (shares)."
+        ),
+    ] = 0.0,
+    no_trust_region: Annotated[
+        bool, typer.Option("--no-trust-region", help="Let the optimum leave the runs' range of shares.")
+    ] = False,
     out: Annotated[
         Path | None, typer.Option(help="Write the result as JSON (default: <project>/optimum.json).")
     ] = None,
@@ -198,11 +242,20 @@ def optimise_cmd(
         chosen_target: Any = target
         if target is not None and "=" in target:
             chosen_target = parse_mixture(target)
-        limits = {"risk": risk, "level": level, "bounds": bounds or None, "exclude": exclude or ()}
+        limits = {
+            "risk": risk,
+            "level": level,
+            "bounds": bounds or None,
+            "exclude": exclude or (),
+            "trust_region": None if no_trust_region else trust_margin,
+        }
         if fitted.is_dir():
             project = _open(fitted)
             nested = steps.load_fits(project)
-            result = steps.choose(project, nested, target=chosen_target, seed=seed, out=out or True, **limits)
+            with _progress():
+                result = steps.choose(
+                    project, nested, target=chosen_target, seed=seed, out=out or True, **limits
+                )
             health = nested.health
             out = out or project.optimum_path
         else:
@@ -219,6 +272,8 @@ def optimise_cmd(
     console.print(optimum_table(result))
     console.print(loss_table(result, result.prob))
     console.print(f"P(optimum beats the reference) = {result.p_beats_reference:.3f}")
+    if result.support is not None:
+        console.print(support_line(result))
     if out is not None:
         console.print(f"wrote {out}")
     print_health(health, strict)
@@ -269,7 +324,8 @@ def report_cmd(
         proj = _open(project)
         nested = steps.load_fits(proj)
         suggestions = steps.load_suggestions(proj)
-        files = steps.report(proj, nested=nested, suggestions=suggestions)
+        with _progress():
+            files = steps.report(proj, nested=nested, suggestions=suggestions)
     except BayesmixError as err:
         _fail(err)
         return
@@ -395,13 +451,16 @@ def quickstart_cmd(
         for line in steps.health_lines(nested.health):
             console.print(f"sampler {line}")
         console.rule("4. mixture for the target scale")
-        result = steps.choose(proj, nested)
+        with _progress():
+            result = steps.choose(proj, nested)
         console.print(optimum_table(result))
         console.print(loss_table(result, result.prob))
         console.print(
             f"P(optimum beats the {reference_name(proj)} mixture) = [bold]{result.p_beats_reference:.3f}[/] "
             f"at {size:,.0f} parameters x {tokens:,.0f} tokens"
         )
+        if result.support is not None:
+            console.print(support_line(result))
         console.rule("5. next runs")
         suggestions = steps.suggest(proj)
         console.print(suggestions_table(suggestions))

@@ -12,9 +12,11 @@ from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz, approx, engine
 from bayesmix.inference.diagnostics import SamplerHealth, check_health, laplace_health, report_health
+from bayesmix.inference.discrepancy import attach_residuals, calibrate_discrepancy
 from bayesmix.inference.paper import fit_paper
 from bayesmix.laws.base import Law
 from bayesmix.laws.mixing import MixingLaw
+from bayesmix.models.discrepancy import Discrepancy
 from bayesmix.models.mixing_model import ModelSpec, build_model, summarise_data
 from bayesmix.versions import package_versions
 
@@ -39,6 +41,7 @@ def fit(
     likelihood: str = "student_t",
     nu: float = 5.0,
     noise: str = "independent",
+    discrepancy: Any = None,
     strict: bool = False,
     progressbar: bool = False,
     paper_inits: int = 200,
@@ -72,6 +75,15 @@ def fit(
         ``"independent"`` run noise per domain, or ``"shared"``: one factor correlates a run's
         noise across domains (use it when you predict totals over domains; see
         :class:`~bayesmix.models.ModelSpec`).
+    discrepancy
+        ``None``/``False`` (the law alone), ``True`` or a
+        :class:`~bayesmix.models.discrepancy.Discrepancy`: the law's form error as a Gaussian
+        process over mixture space, conditioned on the law's residuals at the runs, so that
+        intervals widen away from the runs (:mod:`bayesmix.models.discrepancy`). Its length
+        scale and amplitudes, unless given, come from region backtests on these runs
+        (:func:`~bayesmix.inference.calibrate_discrepancy`: one Laplace fit per training
+        domain, on one compiled model; their figures are stored in
+        ``posterior.attrs["bayesmix_discrepancy_backtests"]``).
     strict
         Raise :class:`~bayesmix.errors.SamplerHealthError` instead of warning on divergences,
         ``r_hat > 1.01`` or low ESS.
@@ -126,6 +138,20 @@ def fit(
     if not 0.5 <= target_accept < 1:
         raise InputError("target_accept", f"got {target_accept}", "give a value in [0.5, 1), e.g. 0.9")
     check_mixture_variation(runs)
+    settings = Discrepancy.coerce(discrepancy)
+    extra: dict[str, Any] = {}
+    calibration = None
+    if settings is not None:
+        if settings.sd is not None and len(settings.sd) != len(runs.domains):
+            raise InputError(
+                "discrepancy",
+                f"has {len(settings.sd)} amplitudes for {len(runs.domains)} validation domains",
+                "give one per domain, or Discrepancy() to estimate them",
+            )
+        if not settings.complete:
+            calibration = calibrate_discrepancy(runs, law, seed=seed, likelihood=likelihood, nu=nu)
+            settings = calibration.settings
+        extra["discrepancy"] = settings.to_dict()
     spec = ModelSpec(
         law=law.spec(),
         domains=tuple(runs.domains),
@@ -134,6 +160,7 @@ def fit(
         nu=float(nu),
         noise="independent" if method == "paper" else noise,
         method=method,
+        extra=extra,
     )
     started = time.perf_counter()
     if method == "paper":
@@ -150,7 +177,9 @@ def fit(
             idata = _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar)
     seconds = time.perf_counter() - started
     names = (
-        [p.name for p in law.parameters] + ["sigma"] + (["exponent"] if "exponent" in idata.posterior else [])
+        [p.name for p in law.parameters]
+        + ["sigma"]
+        + (["exponent"] if "exponent" in idata.posterior else [])
     )
     if method == "laplace":
         health = laplace_health(laplace_draws, chains=chains, draws=draws)
@@ -163,6 +192,10 @@ def fit(
     attrs["bayesmix_health"] = health.to_json()
     attrs["bayesmix_fit_seconds"] = float(seconds)
     attrs["bayesmix_seed"] = int(seed)
+    if settings is not None:
+        attach_residuals(idata, law, runs)
+        if calibration is not None:
+            attrs["bayesmix_discrepancy_backtests"] = calibration.to_json()
     report_health(health, strict=strict)
     return idata
 

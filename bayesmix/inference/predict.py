@@ -13,6 +13,7 @@ from bayesmix.data.runs import validate_mixtures
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
 from bayesmix.laws.aggregation import ExplicitAggregation
+from bayesmix.models.discrepancy import DiscrepancyDraws
 from bayesmix.models.mixing_model import ModelSpec
 
 KINDS = ("predictive", "mean")
@@ -72,8 +73,10 @@ def predict(
         DataFrame with training-domain columns (missing domains are 0), a dict (one mixture),
         a list of dicts, or an array ``(mixture, train_domain)``.
     kind
-        ``"predictive"``: the loss a new run would show (law + run noise); ``"mean"``: the law's
-        expected loss only (for comparing mixtures and optimising).
+        ``"predictive"``: the loss a new run would show (law + run noise); ``"mean"``: the
+        expected loss only (for comparing mixtures and optimising). Both include the law's
+        form error when the fit has a discrepancy term (``fit(..., discrepancy=True)``): its
+        draws widen with the distance from the runs.
     composition
         Shares of the validation set over the fitted domains: adds a ``"total"`` entry to the
         ``domain`` dim (explicit aggregation, ``sum_i s_i L_i``).
@@ -96,22 +99,17 @@ def predict(
     if max_draws is not None and (not _is_int(max_draws) or max_draws < 1):
         raise InputError("max_draws", f"got {max_draws!r}", "give a positive integer, or None for all draws")
     spec = fitted_spec(idata)
-    law = spec.build_law()
     frame = validate_mixtures(mixtures, spec.train_domains, renormalise=renormalise)
-    names = [p.name for p in law.parameters] + ["exponent", "sigma", "sigma_shared"]
-    params: dict[str, Any] = posterior_draws(idata, names, max_draws=max_draws, seed=seed)
-    constants = idata.constant_data if "constant_data" in idata.groups() else {}
-    for spec_constant in law.constants:
-        params[spec_constant.name] = np.asarray(constants[spec_constant.name])
-    if "exponent" not in params and "exponent" in constants:
-        params["exponent"] = float(np.asarray(constants["exponent"]).reshape(-1)[0])
-    mean = law.evaluate(params, frame.to_numpy(), xp=np)  # (sample, mixture, domain)
-    if kind == "predictive" and mean.shape[0] == 1:
-        # a point fit: its predictive spread is the plug-in noise alone, so draw that many times
+    mean, params = law_draws(idata, frame.to_numpy(), max_draws=max_draws, seed=seed)
+    if mean.shape[0] == 1 and (kind == "predictive" or "discrepancy" in spec.extra):
+        # a point fit: its spread is the plug-in noise (and the discrepancy's), so draw that many times
         mean = np.repeat(mean, POINT_FIT_NOISE_DRAWS, axis=0)
         for name in ("sigma", "sigma_shared"):
             if name in params:
                 params[name] = np.repeat(params[name], POINT_FIT_NOISE_DRAWS, axis=0)
+    if "discrepancy" in spec.extra:
+        paths = DiscrepancyDraws.from_idata(idata, spec.extra["discrepancy"], mean.shape[0], seed)
+        mean = mean + paths.values(frame.to_numpy())
     n_samples = mean.shape[0]
     if kind == "predictive":
         mean = mean + _run_noise(params, spec, mean.shape, np.random.default_rng(seed))
@@ -128,6 +126,34 @@ def predict(
         name="loss",
         attrs={"kind": kind, **_health_attrs(idata)},
     )
+
+
+def law_draws(
+    idata: _arviz.InferenceData, mixtures: np.ndarray, max_draws: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The law alone (no discrepancy) at ``mixtures (mixture, train_domain)``: ``(sample, mixture, domain)``.
+
+    Also returns the parameter draws used (with ``sigma`` and, if fitted, ``sigma_shared``).
+    """
+    spec = fitted_spec(idata)
+    law = spec.build_law()
+    names = [p.name for p in law.parameters] + ["exponent", "sigma", "sigma_shared"]
+    params: dict[str, Any] = posterior_draws(idata, names, max_draws=max_draws, seed=seed)
+    constants = idata.constant_data if "constant_data" in idata.groups() else {}
+    for spec_constant in law.constants:
+        params[spec_constant.name] = np.asarray(constants[spec_constant.name])
+    if "exponent" not in params and "exponent" in constants:
+        params["exponent"] = float(np.asarray(constants["exponent"]).reshape(-1)[0])
+    return np.asarray(law.evaluate(params, np.atleast_2d(mixtures), xp=np)), params
+
+
+def discrepancy_draws(
+    idata: _arviz.InferenceData, spec: ModelSpec, max_draws: int | None = None, seed: int = 0
+) -> DiscrepancyDraws:
+    """The fit's discrepancy as one sample path per posterior draw used (see :func:`posterior_draws`)."""
+    posterior = idata.posterior
+    n = posterior.sizes["chain"] * posterior.sizes["draw"]
+    return DiscrepancyDraws.from_idata(idata, spec.extra["discrepancy"], min(n, max_draws or n), seed)
 
 
 def _health_attrs(idata: _arviz.InferenceData) -> dict[str, Any]:

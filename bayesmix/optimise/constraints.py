@@ -191,6 +191,31 @@ def build_box(
     return Box(domains, lower, np.minimum(upper, 1.0), tuple(lower_reason), tuple(upper_reason))
 
 
+def with_trust_region(box: Box, lower: np.ndarray, upper: np.ndarray, what: str) -> tuple[Box, bool]:
+    """``box`` narrowed to the trust region ``lower <= r <= upper`` where the two agree.
+
+    The user's limits win: a domain whose own limits lie outside the trust region keeps them,
+    and when the narrowed box admits no mixture the trust region is dropped. Returns the box and
+    whether any limit of the trust region was applied.
+    """
+    lo, hi = box.lower.copy(), box.upper.copy()
+    lo_reason, hi_reason = list(box.lower_reason), list(box.upper_reason)
+    applied = False
+    for j in range(len(box.domains)):
+        if hi[j] - lo[j] <= TOL:  # pinned (fixed or excluded) by the user
+            continue
+        new_lo, new_hi = max(lo[j], lower[j]), min(hi[j], upper[j])
+        if new_lo > new_hi + TOL:  # the user's limits lie outside the runs: they win
+            continue
+        if new_lo > lo[j] + TOL:
+            lo[j], lo_reason[j], applied = new_lo, what, True
+        if new_hi < hi[j] - TOL:
+            hi[j], hi_reason[j], applied = new_hi, what, True
+    if not applied or hi.sum() < 1 - TOL or lo.sum() > 1 + TOL:
+        return box, False
+    return Box(box.domains, lo, hi, tuple(lo_reason), tuple(hi_reason)), True
+
+
 def check_loss_constraints(constraints: Sequence[LossConstraint], domains: Sequence[str]) -> None:
     """Raise :class:`InputError` if a loss constraint names an unknown domain or a bad probability."""
     for c in constraints:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from bayesmix.inference import _arviz
-from bayesmix.inference.predict import fitted_spec, posterior_draws
+from bayesmix.inference.predict import discrepancy_draws, fitted_spec, posterior_draws
 from bayesmix.laws.base import Law
+from bayesmix.models.discrepancy import DiscrepancyDraws
 from bayesmix.optimise.gradients import law_jacobian
+
+#: discrepancy sample paths drawn for a point fit (MAP, paper protocol) when no ``max_draws`` is given
+POINT_FIT_DRAWS = 1000
 
 
 @dataclass
@@ -27,6 +31,9 @@ class LawDraws:
         Names of the law's outputs and inputs.
     reference_mixture
         The fit's reference mixture (the mean mixture of its runs), or ``None``.
+    discrepancy
+        The fit's discrepancy draws as functions of the mixture (added to the law's loss and
+        gradient), or ``None`` when the fit has no discrepancy term.
     """
 
     law: Law
@@ -34,6 +41,7 @@ class LawDraws:
     domains: tuple[str, ...]
     train_domains: tuple[str, ...]
     reference_mixture: np.ndarray | None
+    discrepancy: DiscrepancyDraws | None = None
 
     @classmethod
     def from_idata(cls, idata: _arviz.InferenceData, max_draws: int | None = 1000, seed: int = 0) -> LawDraws:
@@ -52,18 +60,38 @@ class LawDraws:
         reference = None
         if "reference_mixture" in constants:
             reference = np.asarray(constants["reference_mixture"], dtype=float)
-        return cls(law, params, tuple(spec.domains), tuple(spec.train_domains), reference)
+        discrepancy = None
+        if "discrepancy" in spec.extra:
+            first = next(p.name for p in law.parameters)
+            if np.shape(params[first])[0] == 1:  # a point fit: its uncertainty is the discrepancy's
+                repeat = max_draws or POINT_FIT_DRAWS
+                sampled = {p.name for p in law.parameters} | {"exponent"}
+                params = {
+                    k: (np.repeat(v, repeat, axis=0) if k in sampled and np.ndim(v) >= 1 else v)
+                    for k, v in params.items()
+                }
+            discrepancy = discrepancy_draws(idata, spec, max_draws=max_draws, seed=seed)
+            if discrepancy.n_draws != np.shape(params[first])[0]:
+                discrepancy = type(discrepancy).from_idata(
+                    idata, spec.extra["discrepancy"], int(np.shape(params[first])[0]), seed
+                )
+        return cls(law, params, tuple(spec.domains), tuple(spec.train_domains), reference, discrepancy)
 
     def subset(self, n: int, seed: int = 0) -> LawDraws:
         """The same law on at most ``n`` of these draws (a random subset under ``seed``)."""
         if n >= self.n_draws:
             return self
-        pick = np.sort(np.random.default_rng(seed).choice(self.n_draws, size=n, replace=False))
+        return self.pick(np.sort(np.random.default_rng(seed).choice(self.n_draws, size=n, replace=False)))
+
+    def pick(self, index: np.ndarray) -> LawDraws:
+        """The same law on the draws at positions ``index``."""
+        index = np.asarray(index)
         sampled = {p.name for p in self.law.parameters} | {"exponent"}
         params = {
-            k: (v[pick] if k in sampled and np.ndim(v) >= 1 else v) for k, v in self.params.items()
+            k: (v[index] if k in sampled and np.ndim(v) >= 1 else v) for k, v in self.params.items()
         }
-        return LawDraws(self.law, params, self.domains, self.train_domains, self.reference_mixture)
+        discrepancy = None if self.discrepancy is None else self.discrepancy.subset(index)
+        return replace(self, params=params, discrepancy=discrepancy)
 
     @property
     def n_draws(self) -> int:
@@ -73,8 +101,17 @@ class LawDraws:
 
     def losses(self, mixtures: np.ndarray) -> np.ndarray:
         """Expected loss per draw, shape ``(sample, mixture, domain)``, for mixtures ``(mixture, train_domain)``."""
-        return np.asarray(self.law.evaluate(self.params, np.atleast_2d(mixtures), xp=np))
+        mixtures = np.atleast_2d(mixtures)
+        losses = np.asarray(self.law.evaluate(self.params, mixtures, xp=np))
+        if self.discrepancy is not None:
+            losses = losses + self.discrepancy.values(mixtures)
+        return losses
 
     def value_and_jacobian(self, mixture: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Loss ``(sample, domain)`` at one mixture and its gradient ``(sample, domain, train_domain)``."""
-        return law_jacobian(self.law, self.params, np.asarray(mixture, dtype=float))
+        mixture = np.asarray(mixture, dtype=float)
+        value, jacobian = law_jacobian(self.law, self.params, mixture)
+        if self.discrepancy is not None:
+            extra, extra_jacobian = self.discrepancy.value_and_jacobian(mixture)
+            value, jacobian = value + extra, jacobian + extra_jacobian
+        return value, jacobian

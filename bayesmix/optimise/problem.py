@@ -16,9 +16,16 @@ import numpy as np
 from bayesmix.data.runs import validate_mixtures
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
-from bayesmix.optimise.constraints import Box, LossConstraint, build_box, check_loss_constraints
+from bayesmix.optimise.constraints import (
+    Box,
+    LossConstraint,
+    build_box,
+    check_loss_constraints,
+    with_trust_region,
+)
 from bayesmix.optimise.draws import LawDraws
 from bayesmix.optimise.risk import check_risk, risk_value_and_grad, risk_values
+from bayesmix.optimise.support import DEFAULT_TRUST_MARGIN, Support, check_margin
 from bayesmix.optimise.targets import Target, resolve_target
 
 #: mixtures evaluated per batch when ranking many mixtures (bounds the memory of ``draws x batch``)
@@ -72,6 +79,11 @@ class Problem:
     reference: np.ndarray | None = None
     #: thresholds the solver uses (tightened when the exact check on draws fails)
     solver_thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: the runs the fit saw (``None`` when the fit does not store them)
+    support: Support | None = None
+    #: margin of the trust region in shares (``None``: off) and whether it narrowed the box
+    trust_region: float | None = None
+    trust_applied: bool = False
 
     @classmethod
     def from_idata(
@@ -91,6 +103,7 @@ class Problem:
         pull: float = 0.0,
         loss_constraints: Sequence[LossConstraint] = (),
         reference: Mapping[str, float] | Sequence[float] | None = None,
+        trust_region: float | None = DEFAULT_TRUST_MARGIN,
         max_draws: int | None = 1000,
         seed: int = 0,
     ) -> Problem:
@@ -107,6 +120,13 @@ class Problem:
             max_epochs=max_epochs,
             target_tokens=target_tokens,
         )
+        check_margin(trust_region)
+        support = Support.from_idata(idata)
+        applied = False
+        if trust_region is not None and support is not None:
+            lower, upper = support.trust_limits(trust_region)
+            what = "trust region (the runs' range" + (f" + {trust_region:g})" if trust_region else ")")
+            box, applied = with_trust_region(box, lower, upper, what)
         if not (np.isfinite(pull) and pull >= 0):
             raise InputError("pull", f"got {pull!r}", "give a non-negative strength (loss units)")
         prior = None if prior_mixture is None else one_mixture(prior_mixture, draws.train_domains, "prior_mixture")
@@ -130,6 +150,9 @@ class Problem:
             pull=float(pull),
             reference=ref,
             solver_thresholds=np.array([c.threshold for c in constraints], dtype=float),
+            support=support,
+            trust_region=trust_region,
+            trust_applied=applied,
         )
 
     # ---- exact evaluation on the draws (many mixtures at once) ----------------------------------

@@ -41,6 +41,11 @@ class OptimisationResult:
     health
         The :class:`~bayesmix.inference.diagnostics.SamplerHealth` of the fit the draws came
         from (``None`` when the fit stored none); ``to_dict`` reports it as ``health_ok``.
+    support
+        How far ``r*`` lies from the fit's runs (see
+        :meth:`~bayesmix.optimise.support.Support.describe`), plus ``trust_region`` (the margin
+        used, ``None`` when off) and ``trust_applied`` (whether it narrowed the limits); ``None``
+        when the fit does not store its runs' mixtures.
     """
 
     mixture: pd.Series
@@ -58,6 +63,12 @@ class OptimisationResult:
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
     health: Any = None
+    support: dict[str, Any] | None = None
+
+    @property
+    def extrapolation(self) -> bool:
+        """Whether ``r*`` lies beyond the runs (a share outside their range, or far from every run)."""
+        return bool(self.support and self.support["extrapolation"])
 
     @property
     def expected_loss(self) -> float:
@@ -83,6 +94,8 @@ class OptimisationResult:
             "p_beats_reference": round(float(self.p_beats_reference), digits),
             "n_draws": self.n_draws,
             "health_ok": None if self.health is None else bool(self.health.ok),
+            "extrapolation": None if self.support is None else self.extrapolation,
+            "support": None if self.support is None else _rounded(self.support, digits),
         }
 
     def __repr__(self) -> str:
@@ -92,8 +105,20 @@ class OptimisationResult:
         return (
             f"OptimisationResult(target={self.target!r}, risk={self.risk!r}: {shares}; "
             f"loss {t['mean']:.4f} [{t['lower']:.4f}, {t['upper']:.4f}] vs reference {t['ref_mean']:.4f}; "
-            f"P(beats reference)={self.p_beats_reference:.3f})"
+            f"P(beats reference)={self.p_beats_reference:.3f}"
+            + ("; EXTRAPOLATION beyond the runs)" if self.extrapolation else ")")
         )
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    """``value`` with every float rounded to ``digits`` (nested dicts and lists)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    if isinstance(value, float):
+        return round(value, digits)
+    return value
 
 
 def summarise(
@@ -134,6 +159,13 @@ def summarise(
         }
     )
     train = list(problem.draws.train_domains)
+    support = None
+    if problem.support is not None:
+        support = {
+            **problem.support.describe(mixture),
+            "trust_region": problem.trust_region,
+            "trust_applied": problem.trust_applied,
+        }
     return OptimisationResult(
         mixture=pd.Series(mixture, index=train, name="share"),
         reference=pd.Series(problem.reference, index=train, name="share"),
@@ -148,4 +180,5 @@ def summarise(
         prob=prob,
         n_draws=problem.draws.n_draws,
         seconds=seconds,
+        support=support,
     )

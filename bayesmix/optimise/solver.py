@@ -22,6 +22,7 @@ from bayesmix.inference.engine import one_blas_thread
 from bayesmix.optimise.constraints import LossConstraint
 from bayesmix.optimise.problem import Problem, required_rank
 from bayesmix.optimise.report import OptimisationResult, summarise
+from bayesmix.optimise.support import DEFAULT_TRUST_MARGIN
 from bayesmix.optimise.targets import Target
 
 #: rounds of threshold tightening when a solution misses a loss constraint on the exact check
@@ -204,6 +205,7 @@ def optimise(
     pull: float = 0.0,
     loss_constraints: Sequence[LossConstraint] = (),
     reference: Mapping[str, float] | Sequence[float] | None = None,
+    trust_region: float | None = DEFAULT_TRUST_MARGIN,
     max_draws: int | None = 1000,
     n_starts: int = 8,
     prob: float = 0.9,
@@ -241,6 +243,12 @@ def optimise(
     reference
         The mixture to compare against; default the fit's ``reference_mixture`` (mean mixture
         of its runs).
+    trust_region
+        Keep ``r*`` inside the runs' support: each share within the range of shares the fit's
+        runs cover, widened by this margin (shares) on each side; default ``0.0`` (the runs'
+        range). ``None`` turns it off. Limits you set yourself win where they disagree with it.
+        Either way the result's ``support`` says how far ``r*`` lies from the runs (see
+        :mod:`bayesmix.optimise.support`).
     max_draws, n_starts, seed
         Draws used, solver starts, and the seed of both.
     prob
@@ -249,8 +257,9 @@ def optimise(
     Returns
     -------
     OptimisationResult
-        The mixture, per-domain and target losses with intervals at it and at the reference, and
-        ``P(target(r*) < target(r_ref))`` from the same draws.
+        The mixture, per-domain and target losses with intervals at it and at the reference,
+        ``P(target(r*) < target(r_ref))`` from the same draws, and ``support`` (how far ``r*``
+        lies from the runs; ``result.extrapolation`` is true beyond them).
 
     Raises
     ------
@@ -276,6 +285,7 @@ def optimise(
         pull=pull,
         loss_constraints=loss_constraints,
         reference=reference,
+        trust_region=trust_region,
         max_draws=max_draws,
         seed=seed,
     )

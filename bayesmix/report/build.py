@@ -33,6 +33,7 @@ from bayesmix.inference.diagnostics import SamplerHealth
 from bayesmix.inference.nested import NestedFit, predict_target
 from bayesmix.inference.predict import check_seed, fitted_spec
 from bayesmix.optimise.report import OptimisationResult
+from bayesmix.optimise.support import describe_support
 from bayesmix.report import figures
 from bayesmix.report.summaries import (
     check_nested,
@@ -296,6 +297,8 @@ def _summary(
             f"{_num(row['ref_mean'])} ({_num(row['ref_lower'])} to {_num(row['ref_upper'])}) at the reference; "
             f"P(beats reference) = {optimum.p_beats_reference:.3f} on {optimum.n_draws} posterior draws."
         )
+        if optimum.support is not None:
+            section.text(describe_support(optimum.support))
         table = pd.DataFrame(
             {
                 "training domain": [str(d) for d in optimum.mixture.index],

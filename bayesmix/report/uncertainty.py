@@ -33,7 +33,9 @@ from bayesmix.optimise.targets import Target, resolve_target
 from bayesmix.report.summaries import check_nested, check_prob, interaction_summary, observed_runs
 
 #: limits of the optimisation problem that :func:`optimum_location_draws` passes on to each draw
-LIMIT_KEYS = ("bounds", "fixed", "exclude", "tokens", "max_epochs", "target_tokens", "reference")
+LIMIT_KEYS = (
+    "bounds", "fixed", "exclude", "tokens", "max_epochs", "target_tokens", "reference", "trust_region"
+)
 #: P(beats reference) inside this range means the data cannot tell yet
 UNDECIDED = (0.2, 0.8)
 #: rule of thumb: fewer observed mixtures than this many per parameter of one domain's law is thin
@@ -125,9 +127,7 @@ def optimum_draws(
 
 
 def _one_draw(draws: LawDraws, i: int) -> LawDraws:
-    sampled = {p.name for p in draws.law.parameters} | {"exponent"}
-    params = {k: (v[i : i + 1] if k in sampled and np.ndim(v) >= 1 else v) for k, v in draws.params.items()}
-    return LawDraws(draws.law, params, draws.domains, draws.train_domains, draws.reference_mixture)
+    return draws.pick(np.array([i]))
 
 
 def optimum_location_draws(
@@ -166,7 +166,8 @@ def optimum_location_draws(
         Seed of the draw subset and of the solver's random starts.
     **limits
         The mixture limits given to :func:`bayesmix.optimise`: ``bounds``, ``fixed``,
-        ``exclude``, ``tokens``, ``max_epochs``, ``target_tokens``, ``reference``.
+        ``exclude``, ``tokens``, ``max_epochs``, ``target_tokens``, ``reference``,
+        ``trust_region``.
 
     Returns
     -------

@@ -1,0 +1,160 @@
+"""The law's form error as a Gaussian process over mixture space: maths, coverage, round trips."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayesmix as bm
+from bayesmix.data.simulate import random_law, random_mixtures, simulate_runs
+from bayesmix.errors import InputError
+from bayesmix.inference.discrepancy import calibrate_discrepancy, region_folds
+from bayesmix.models.discrepancy import Discrepancy, DiscrepancyDraws, ResidualGP, kernel
+from bayesmix.optimise.draws import LawDraws
+
+
+def _gp(seed: int = 0, n: int = 30, m: int = 3, d: int = 2) -> ResidualGP:
+    rng = np.random.default_rng(seed)
+    runs = rng.dirichlet(np.ones(m), size=n)
+    residual = rng.normal(0.0, 0.05, size=(n, d))
+    return ResidualGP.build(runs, residual, np.array([0.01, 0.02]), 0.4, np.array([0.05, 0.1]))
+
+
+def test_closed_form_matches_numpy_gp_regression():
+    gp = _gp()
+    new = np.random.default_rng(1).dirichlet(np.ones(3), size=7)
+    mean, var = gp.mean_and_variance(new)
+    for i in range(2):
+        eta, sigma = gp.eta[i], gp.sigma[i]
+        c = eta**2 * kernel(gp.runs, gp.runs, 0.4) + sigma**2 * np.eye(len(gp.runs))
+        k = eta**2 * kernel(new, gp.runs, 0.4)
+        residual = gp.vectors @ (gp.alpha[:, i] / gp.inverse[:, i])  # U (U^T r)
+        np.testing.assert_allclose(mean[:, i], k @ np.linalg.solve(c, residual), atol=1e-10)
+        np.testing.assert_allclose(var[:, i], eta**2 - np.einsum("ij,ji->i", k, np.linalg.solve(c, k.T)), atol=1e-10)
+
+
+def test_sample_paths_have_the_posterior_mean_and_variance():
+    gp = _gp()
+    near = gp.runs[:3] + 0.01 * np.array([1.0, -0.5, -0.5])
+    far = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    new = np.vstack([near, far])
+    paths = DiscrepancyDraws.build(gp, 4000, seed=3).values(new)  # (S, q, D)
+    mean, var = gp.mean_and_variance(new)
+    sd = np.sqrt(var)
+    np.testing.assert_allclose(paths.mean(axis=0), mean, atol=4 * sd.max() / np.sqrt(4000) + 2e-3)
+    np.testing.assert_allclose(paths.std(axis=0), sd, rtol=0.12, atol=2e-3)
+    assert (sd[-2:] > 2 * sd[:3].max(axis=0)).all()  # wider far from the runs than next to them
+
+
+def test_path_gradient_matches_finite_differences():
+    draws = DiscrepancyDraws.build(_gp(), 5, seed=0)
+    r = np.array([0.2, 0.5, 0.3])
+    value, jac = draws.value_and_jacobian(r)
+    np.testing.assert_allclose(value, draws.values(r[None])[:, 0, :], atol=1e-12)
+    step = 1e-6
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = step
+        fd = (draws.values((r + e)[None]) - draws.values((r - e)[None]))[:, 0, :] / (2 * step)
+        np.testing.assert_allclose(jac[:, :, j], fd, rtol=1e-5, atol=1e-7)
+
+
+def test_same_seed_same_paths_and_subset():
+    gp = _gp()
+    a, b = DiscrepancyDraws.build(gp, 20, seed=4), DiscrepancyDraws.build(gp, 20, seed=4)
+    x = np.array([[0.3, 0.3, 0.4]])
+    np.testing.assert_array_equal(a.values(x), b.values(x))
+    np.testing.assert_array_equal(a.subset(np.array([2, 5])).values(x), a.values(x)[[2, 5]])
+
+
+def test_settings_are_checked():
+    with pytest.raises(InputError, match="discrepancy"):
+        Discrepancy(lengthscale=-1.0, sd=(0.1,))
+    with pytest.raises(InputError, match="both"):
+        Discrepancy(lengthscale=0.5)
+    with pytest.raises(InputError, match="discrepancy"):
+        Discrepancy.coerce("yes")
+    assert Discrepancy.coerce(True) == Discrepancy() and Discrepancy.coerce(None) is None
+
+
+def _study(seed: int):
+    """A 3-domain law wrong by a smooth random function (amplitude 0.03 nats, scale 0.5 shares)."""
+    law = random_law(3, seed=seed, noise_sd=0.01)
+    rng = np.random.default_rng(100 + seed)
+    omega, phase, weight = rng.normal(size=(200, 3)) / 0.5, rng.uniform(0, 2 * np.pi, 200), rng.normal(size=(200, 3))
+
+    def truth(m: np.ndarray) -> np.ndarray:
+        return law.mean_loss(m) + 0.03 * np.sqrt(2 / 200) * np.cos(m @ omega.T + phase) @ weight
+
+    mixtures = random_mixtures(2000, 3, seed=seed)
+    inside = mixtures[mixtures[:, 0] < 0.5]
+    runs = simulate_runs(law, 50, seed=seed, mixtures=inside[:50])
+    runs.losses.loc[:, :] = truth(inside[:50]) + (runs.losses.to_numpy() - law.mean_loss(inside[:50]))
+    return runs, truth, inside[50:250], mixtures[mixtures[:, 0] > 0.65][:200]
+
+
+def test_form_error_is_covered_near_and_beyond_the_runs():
+    """Law alone: 90% intervals of the expected loss cover ~55% near the runs and ~35% beyond."""
+    covered = {(disc, where): [] for disc in (False, True) for where in ("near", "far")}
+    for seed in range(4):
+        runs, truth, near, far = _study(seed)
+        for disc in (False, True):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata = bm.fit(runs, discrepancy=disc, draws=300, tune=500, chains=2, seed=0)
+            for where, m in (("near", near), ("far", far)):
+                draws = bm.predict(idata, m, kind="mean").values
+                lo, hi = np.quantile(draws, [0.05, 0.95], axis=0)
+                covered[disc, where].append(((truth(m) >= lo) & (truth(m) <= hi)).mean())
+    rate = {key: float(np.mean(v)) for key, v in covered.items()}
+    print(rate)
+    assert rate[False, "near"] < 0.75 and rate[False, "far"] < 0.6  # the law alone is overconfident
+    assert 0.85 <= rate[True, "near"] <= 0.99
+    assert rate[True, "far"] >= rate[False, "far"] + 0.25
+
+
+def test_fit_predict_save_load_and_optimise_carry_the_discrepancy(tmp_path):
+    runs, _truth, near, far = _study(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = bm.fit(runs, method="laplace", discrepancy=True, draws=200, chains=2, seed=0)
+    spec = bm.fitted_spec(idata)
+    settings = spec.extra["discrepancy"]
+    assert settings["lengthscale"] > 0 and len(settings["sd"]) == 3
+    assert "bayesmix_discrepancy_backtests" in idata.posterior.attrs
+    bm.save(idata, tmp_path / "fit.nc")
+    loaded = bm.load(tmp_path / "fit.nc")
+    a = bm.predict(idata, far[:5], kind="mean").values
+    np.testing.assert_allclose(bm.predict(loaded, far[:5], kind="mean").values, a, rtol=1e-10)
+    # wider beyond the runs than inside them
+    inside = bm.predict(idata, near[:20], kind="mean").values.std(axis=0).mean()
+    assert a.std(axis=0).mean() > 2 * inside
+    # the optimiser sees the same functions as predict (same draws, same seed)
+    draws = LawDraws.from_idata(idata, max_draws=None, seed=0)
+    np.testing.assert_allclose(draws.losses(far[:5]), a, rtol=1e-10)
+    result = bm.optimise(idata, target="mean")
+    assert result.summary.loc["target", "upper"] > result.summary.loc["target", "lower"]
+
+
+def test_point_fit_with_discrepancy_has_spread():
+    runs, _truth, _near, far = _study(1)
+    settings = calibrate_discrepancy(runs).settings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = bm.fit(runs, method="map", discrepancy=settings)
+    draws = bm.predict(idata, far[:3], kind="mean").values
+    assert draws.shape[0] > 1 and draws.std(axis=0).min() > 0
+
+
+def test_region_folds_hold_out_the_largest_shares():
+    runs, *_ = _study(2)
+    folds = region_folds(runs, 0.25)
+    assert [name for name, _ in folds] == list(runs.train_domains)
+    for j, (_name, held) in enumerate(folds):
+        shares = runs.mixtures.to_numpy()[:, j]
+        assert len(held) == round(0.25 * runs.n_runs)
+        assert shares[held].min() >= np.delete(shares, held).max()
+    with pytest.raises(InputError, match="holdout"):
+        calibrate_discrepancy(runs, holdout=0.9)

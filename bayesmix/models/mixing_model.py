@@ -101,12 +101,7 @@ def symbolic_scales(data: DataSummary) -> DataSummary:
 
 
 def build_model(
-    law: Law,
-    runs: RunTable,
-    *,
-    likelihood: str = "student_t",
-    nu: float = 5.0,
-    noise: str = "independent",
+    law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: float = 5.0, noise: str = "independent"
 ) -> Any:
     """Build the PyMC model of ``law`` on ``runs``.
 

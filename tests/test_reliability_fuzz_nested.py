@@ -613,10 +613,10 @@ def test_paper_protocol_refuses_losses_near_zero_and_fits_large_ones() -> None:
 
 
 def test_paper_protocol_with_more_parameters_than_runs_is_not_enough_data() -> None:
-    runs = simulate_runs(random_law(5, seed=2), 6, seed=2)  # 7 parameters per domain
-    with pytest.raises(NotEnoughDataError, match=r"^runs: 6 runs for the paper protocol .* at least 7"):
+    runs = simulate_runs(random_law(5, seed=2), 7, seed=2)  # 7 parameters per domain: one run short
+    with pytest.raises(NotEnoughDataError, match=r"^runs: 7 runs for the paper protocol .* at least 8 runs"):
         bm.fit(runs, method="paper", paper_inits=10)
-    bm.fit(simulate_runs(random_law(5, seed=2), 7, seed=2), method="paper", paper_inits=10)  # exactly enough
+    bm.fit(simulate_runs(random_law(5, seed=2), 8, seed=2), method="paper", paper_inits=10)  # exactly enough
 
 
 @pytest.mark.slow

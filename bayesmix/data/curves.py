@@ -12,12 +12,16 @@ A :class:`CurveTable` is the tidy long table that the nested scaling-law models 
 It is validated on entry; each run must keep one mixture and one model size, and the table must
 hold enough data for the nested stages (at least 3 checkpoints per run and domain, at least 2
 model sizes), otherwise :class:`~bayesmix.errors.NotEnoughDataError` says what is missing.
-Runs with the same mixture (to 1e-9) share a ``mixture`` id (``m0``, ``m1``, ... in order of
-first appearance).
+Runs with the same mixture share a ``mixture`` id (``m0``, ``m1``, ... in order of first
+appearance). Mixtures at different model sizes are matched within :data:`MIXTURE_TOLERANCE` per
+share, so a mixture written ``0.333, 0.667`` at one model size and ``0.3333333, 0.6666667`` at
+another is one mixture; mixtures that cannot be matched unambiguously are refused (see
+:meth:`CurveTable.from_long`).
 """
 
 from __future__ import annotations
 
+import logging
 import numbers
 import os
 from collections.abc import Sequence
@@ -31,6 +35,13 @@ from bayesmix.errors import InputError, NotEnoughDataError
 
 MIN_CHECKPOINTS = 3
 MIN_SIZES = 2
+#: largest difference in any share (after each run's mixture is divided by its sum) between the
+#: mixtures of runs at different model sizes that are taken for one mixture: covers shares rounded
+#: to 3 decimals (error <= 5e-4, and <= 1e-3 more from renormalising) with room, and stays far
+#: below the spacing of real designs (the Data Mixing Laws 5-domain design: 0.05)
+MIXTURE_TOLERANCE = 5e-3
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,6 +93,8 @@ class CurveTable:
         mixture_columns: Sequence[str] | None = None,
         min_checkpoints: int = MIN_CHECKPOINTS,
         min_sizes: int = MIN_SIZES,
+        renormalise: bool = False,
+        mixture_tolerance: float = MIXTURE_TOLERANCE,
     ) -> CurveTable:
         """Validate a long table (DataFrame or CSV/Parquet path).
 
@@ -96,6 +109,13 @@ class CurveTable:
             Mixture columns; default every column that starts with ``mix_``.
         min_checkpoints, min_sizes
             Data needed per (run, domain) and in all.
+        renormalise
+            Divide each run's mixture by its sum instead of refusing mixtures whose shares do
+            not sum to 1 (within ``bayesmix.data.runs.SUM_TOLERANCE``).
+        mixture_tolerance
+            Runs whose mixtures differ by at most this much in every share (after dividing by
+            the sum) are the same mixture; default :data:`MIXTURE_TOLERANCE`. ``0`` matches
+            exactly written mixtures only (to 1e-9).
 
         Notes
         -----
@@ -105,11 +125,21 @@ class CurveTable:
         values <= 0 in ``loss``, ``tokens`` (``step``) or ``model_size`` are refused, and so are
         rows without a run or domain.
 
+        Mixtures written differently (``0.333`` at one model size, ``0.3333333`` at another)
+        are one mixture when they differ by at most ``mixture_tolerance`` in every share and
+        are never trained at the same model size: two mixtures at one size are two mixtures of
+        the design, however close. A matched mixture takes the shares written with the most
+        decimals (the first on a tie); each match is logged (logger ``bayesmix.data.curves``).
+        The matching is refused as ambiguous when a mixture is within the tolerance of two
+        mixtures trained at one size, or when a chain of matches links mixtures that differ by
+        more than the tolerance.
+
         Raises
         ------
         InputError
             Missing or repeated columns, bad values, a run whose mixture or model size changes
-            mid-run, two losses for one run, domain and checkpoint.
+            mid-run, two losses for one run, domain and checkpoint, mixtures not summing to 1
+            (unless ``renormalise``), mixtures that match ambiguously.
         NotEnoughDataError
             Fewer than ``min_checkpoints`` checkpoints for a run and domain, or fewer than
             ``min_sizes`` model sizes.
@@ -117,6 +147,12 @@ class CurveTable:
         for name, value in (("min_checkpoints", min_checkpoints), ("min_sizes", min_sizes)):
             if not _is_count(value) or value < 1:
                 raise InputError(name, f"got {value!r}", "give a positive integer")
+        if not _is_real(mixture_tolerance) or not np.isfinite(mixture_tolerance) or mixture_tolerance < 0:
+            raise InputError(
+                "mixture_tolerance",
+                f"got {mixture_tolerance!r}",
+                f"give a share difference >= 0 (default {MIXTURE_TOLERANCE}; 0 matches exactly)",
+            )
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
         frame.columns = [str(c) for c in frame.columns]
         if frame.columns.has_duplicates:
@@ -204,13 +240,12 @@ class CurveTable:
                 )
         run_mix = per_run[list(mixture_columns)].first()
         run_mix.columns = [c[len(MIX_PREFIX) :] if c.startswith(MIX_PREFIX) else c for c in mixture_columns]
-        run_mix = validate_mixtures(run_mix, field_name="mixture columns")
-        keys = [tuple(np.round(row, 9)) for row in run_mix.to_numpy()]
-        ids: dict[tuple, str] = {}
-        run_mixture = [ids.setdefault(key, f"m{len(ids)}") for key in keys]
-        mixtures = run_mix.groupby(pd.Index(run_mixture, name="mixture"), sort=False).first()
+        written = run_mix.copy()
+        run_mix = validate_mixtures(run_mix, renormalise=renormalise, field_name="mixture columns")
+        run_size = per_run["model_size"].first()
+        run_mixture, mixtures = _match_mixtures(run_mix, written, run_size, float(mixture_tolerance))
         runs = pd.DataFrame(
-            {"mixture": run_mixture, "model_size": per_run["model_size"].first().to_numpy()},
+            {"mixture": run_mixture, "model_size": run_size.to_numpy()},
             index=pd.Index(run_mix.index, name="run"),
         )
         frame = frame[["run", "domain", "loss", "tokens", "model_size"]].copy()
@@ -258,6 +293,107 @@ class CurveTable:
             raise NotEnoughDataError("table", "no checkpoint left after the selection", "select less")
         table.check_enough()
         return table
+
+
+def _match_mixtures(
+    shares: pd.DataFrame, written: pd.DataFrame, sizes: pd.Series, tolerance: float
+) -> tuple[list[str], pd.DataFrame]:
+    """Mixture ids per run, and one row of shares per id, matching mixtures within ``tolerance``.
+
+    ``shares`` are the runs' mixtures on the simplex, ``written`` the same as given (for the
+    decimals), ``sizes`` the runs' model sizes. See :meth:`CurveTable.from_long`.
+    """
+    values = shares.to_numpy()
+    # the distinct written mixtures ("versions"), in order of first appearance
+    keys = [tuple(np.round(row, 9)) for row in values]
+    version_of: dict[tuple, int] = {}
+    run_version = np.array([version_of.setdefault(key, len(version_of)) for key in keys])
+    first_run = [int(np.flatnonzero(run_version == v)[0]) for v in range(len(version_of))]
+    versions = values[first_run]
+    size_values = sizes.to_numpy()
+    size_sets = [set(size_values[run_version == v]) for v in range(len(versions))]
+    # versions within the tolerance and never at one model size are linked (two versions at one
+    # size are two mixtures of the design); linked groups (connected components) are mixtures
+    parent = list(range(len(versions)))
+
+    def root(v: int) -> int:
+        while parent[v] != v:
+            parent[v] = parent[parent[v]]
+            v = parent[v]
+        return v
+
+    for v in range(len(versions) - 1):
+        close = np.flatnonzero(np.abs(versions[v + 1 :] - versions[v]).max(axis=1) <= tolerance) + v + 1
+        for w in close:
+            if not size_sets[v] & size_sets[int(w)]:
+                parent[root(int(w))] = root(v)
+    groups: dict[int, list[int]] = {}
+    for v in range(len(versions)):
+        groups.setdefault(root(v), []).append(v)
+    run_names = list(shares.index)
+
+    def describe(v: int) -> str:
+        row = written.iloc[first_run[v]]
+        return f"run {run_names[first_run[v]]!r} ({', '.join(f'{c} {x:.10g}' for c, x in row.items())})"
+
+    def refuse(problem: str) -> InputError:
+        return InputError(
+            "mixture columns",
+            f"{problem}: which runs share a mixture is ambiguous",
+            "write each mixture's shares the same way on all its runs, or pass mixture_tolerance=0 to "
+            "match only exactly equal mixtures (or a tolerance below the differences)",
+        )
+
+    group_of = np.empty(len(versions), dtype=int)
+    representative = []
+    for number, members in enumerate(groups.values()):
+        group_of[members] = number
+        if len(members) > 1:
+            for a, v in enumerate(members):
+                for w in members[a + 1 :]:
+                    both = size_sets[v] & size_sets[w]
+                    if both:
+                        bridge = next(u for u in members if u not in (v, w))
+                        raise refuse(
+                            f"{describe(bridge)} is within the matching tolerance {tolerance:g} of "
+                            f"{describe(v)} and of {describe(w)}, two mixtures trained at model size "
+                            f"{min(both):.4g}"
+                        )
+            block = versions[members]
+            spread = np.abs(block[:, None, :] - block[None, :, :]).max(axis=2)
+            if spread.max() > tolerance:
+                i, j = np.unravel_index(int(spread.argmax()), spread.shape)
+                raise refuse(
+                    f"{describe(members[i])} and {describe(members[j])} differ by {spread.max():.3g} "
+                    f"in a share, more than the matching tolerance {tolerance:g}, yet are linked "
+                    "through mixtures within it of both"
+                )
+            best = max(members, key=lambda v: (_decimals(written.iloc[first_run[v]].to_numpy()), -v))
+            logger.info(
+                "mixtures written differently taken as one (%s): %s",
+                f"m{number}",
+                "; ".join(describe(v) for v in members),
+            )
+        else:
+            best = members[0]
+        representative.append(best)
+    # groups are numbered in order of their first version, that is of their first run
+    run_mixture = [f"m{group_of[v]}" for v in run_version]
+    mixtures = pd.DataFrame(
+        versions[representative],
+        index=pd.Index([f"m{g}" for g in range(len(representative))], name="mixture"),
+        columns=shares.columns,
+    )
+    return run_mixture, mixtures
+
+
+def _decimals(values: np.ndarray) -> int:
+    """The most decimals any of ``values`` is written with (shortest round-trip form)."""
+    digits = 0
+    for value in values:
+        text = np.format_float_positional(float(value), unique=True, trim="-")
+        digits = max(digits, len(text.partition(".")[2]))
+    return digits
 
 
 def _is_real(value: object) -> bool:

@@ -13,6 +13,7 @@ positive, names must be unique and known. Three layouts can be imported:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,8 +27,15 @@ from bayesmix.errors import InputError, NotEnoughDataError
 
 #: how far a mixture row's sum may be from 1 before it is rejected (unless renormalising)
 SUM_TOLERANCE = 1e-3
+#: runs needed beyond the law's parameters per validation domain: with exactly as many runs as
+#: parameters the fit interpolates the runs and cannot tell the law from the noise
+RUNS_MARGIN = 1
+#: characters that delimit the parts of a column name; affix stripping removes whole parts only
+SEPARATORS = "_-/.: "
 MIX_PREFIX = "mix_"
 META_COLUMNS = ("model_size", "model_size_total", "tokens", "step")
+
+logger = logging.getLogger(__name__)
 
 
 def read_table(path: str | os.PathLike[str], what: str = "path") -> pd.DataFrame:
@@ -53,21 +61,111 @@ def read_table(path: str | os.PathLike[str], what: str = "path") -> pd.DataFrame
         ) from None
 
 
+def _delimited_prefix(prefix: str) -> str:
+    """``prefix`` cut back to its last separator (kept): only whole name parts are a prefix."""
+    cut = max(prefix.rfind(sep) for sep in SEPARATORS)
+    return prefix[: cut + 1]
+
+
+def _delimited_suffix(suffix: str) -> str:
+    """``suffix`` cut forward to its first separator (kept): only whole name parts are a suffix."""
+    cuts = [i for i in (suffix.find(sep) for sep in SEPARATORS) if i >= 0]
+    return suffix[min(cuts) :] if cuts else ""
+
+
 def _common_affixes(names: Sequence[str]) -> tuple[str, str]:
+    """The separator-delimited prefix and suffix that every name has, never a whole name.
+
+    ``train_python, train_php`` share ``train_`` (not ``train_p``); when stripping both affixes
+    would leave a name empty, only one of them (or neither) is returned.
+    """
     if len(names) < 2:
         return "", ""
-    prefix = os.path.commonprefix(list(names))  # noqa: RUF071 (strings, not paths)
-    suffix = os.path.commonprefix([n[::-1] for n in names])[::-1]  # noqa: RUF071
-    # never eat a whole name
-    if any(len(n) <= len(prefix) + len(suffix) for n in names):
-        return "", ""
-    return prefix, suffix
+    prefix = _delimited_prefix(os.path.commonprefix(list(names)))  # noqa: RUF071 (strings, not paths)
+    suffix = _delimited_suffix(os.path.commonprefix([n[::-1] for n in names])[::-1])  # noqa: RUF071
+    for pre, suf in ((prefix, suffix), (prefix, ""), ("", suffix)):
+        if all(len(n) > len(pre) + len(suf) for n in names):
+            return pre, suf
+    return "", ""
 
 
 def strip_common_affixes(names: Sequence[str]) -> list[str]:
-    """Remove the prefix and suffix that all names share (``metric/the_pile_X_val_loss`` -> ``X``)."""
+    """Remove the prefix and suffix that all names share (``metric/the_pile_X_val_loss`` -> ``X``).
+
+    Only whole parts between separators (``_ - / . :`` and space) are removed, so
+    ``train_python, train_php, train_perl`` become ``python, php, perl``; a name is never
+    stripped to nothing.
+    """
     prefix, suffix = _common_affixes(names)
     return [n[len(prefix) : len(n) - len(suffix)] for n in names]
+
+
+def _strip_affix(name: str, prefix: str, suffix: str) -> str:
+    """``name`` without as much of ``prefix`` and ``suffix`` (whole parts) as it has."""
+    pre = _delimited_prefix(os.path.commonprefix([name, prefix]))  # noqa: RUF071
+    suf = _delimited_suffix(os.path.commonprefix([name[::-1], suffix[::-1]])[::-1])  # noqa: RUF071
+    for p, s in ((pre, suf), (pre, ""), ("", suf)):
+        if len(name) > len(p) + len(s):
+            return name[len(p) : len(name) - len(s)]
+    return name
+
+
+def _affix_towards(names: Sequence[str], targets: Sequence[str]) -> tuple[str, str] | None:
+    """The separator-delimited (prefix, suffix) that turns the most ``names`` into ``targets``."""
+    counts: dict[tuple[str, str], int] = {}
+    for name in names:
+        found: set[tuple[str, str]] = set()
+        for target in targets:
+            start = name.find(target) if target else -1
+            while start >= 0:
+                prefix, suffix = name[:start], name[start + len(target) :]
+                if (not prefix or prefix[-1] in SEPARATORS) and (not suffix or suffix[0] in SEPARATORS):
+                    found.add((prefix, suffix))
+                start = name.find(target, start + 1)
+        for affix in found:
+            counts[affix] = counts.get(affix, 0) + 1
+    if not counts:
+        return None
+    # most names matched; among ties the shortest affixes (longest names), then a fixed order
+    return max(counts, key=lambda affix: (counts[affix], -len(affix[0]) - len(affix[1]), affix))
+
+
+def match_affixes(train_names: Sequence[str], loss_names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Strip the affixes of mixture and loss column names so that the same domain gets one name.
+
+    Each side first loses the affixes that all its names share (:func:`strip_common_affixes`).
+    When the two sides then name fewer domains alike than they would with one side's affixes
+    fitted to the other side's names (say the loss table has one validation set more, which
+    changes what all loss columns share), the better-matching affixes are used; names on that
+    side without the affix lose what part of it they have. Validation-only and training-only
+    domains are fine (RegMix: 17 training domains, 13 validation sets).
+
+    Returns
+    -------
+    tuple of list of str
+        The training-domain names and the validation-domain names, in the input order.
+    """
+    train, loss = strip_common_affixes(train_names), strip_common_affixes(loss_names)
+    options = [(train, loss)]
+    for side in ("losses", "mixtures"):
+        raw, other = (loss_names, train) if side == "losses" else (train_names, loss)
+        affix = _affix_towards(raw, other)
+        if affix is None:
+            continue
+        names = [_strip_affix(n, *affix) for n in raw]
+        if len(set(names)) == len(names):
+            options.append((train, names) if side == "losses" else (names, loss))
+    # most domains named alike on both sides; among ties the shortest names (the first on a tie)
+    best = max(options, key=lambda o: (len(set(o[0]) & set(o[1])), -sum(map(len, o[0] + o[1]))))
+    return list(best[0]), list(best[1])
+
+
+def _renames(
+    columns: Sequence[str], after: Sequence[str], before: Sequence[str] | None = None
+) -> dict[str, str]:
+    """``{column: new name}`` for the columns whose name (``before``, default the column) changed."""
+    before = columns if before is None else before
+    return {c: a for c, b, a in zip(columns, before, after, strict=True) if b != a}
 
 
 def validate_mixtures(
@@ -76,6 +174,7 @@ def validate_mixtures(
     *,
     renormalise: bool = False,
     field_name: str = "mixtures",
+    sum_fix: str | None = None,
 ) -> pd.DataFrame:
     """Check (and optionally renormalise) mixtures; return a DataFrame with one column per domain.
 
@@ -91,6 +190,9 @@ def validate_mixtures(
         Divide each row by its sum instead of rejecting rows whose sum is not 1.
     field_name
         Name used in error messages.
+    sum_fix
+        The fix printed for rows that do not sum to 1; the default advises ``renormalise=True``,
+        so callers without that argument give their own.
 
     Raises
     ------
@@ -176,7 +278,7 @@ def validate_mixtures(
         raise InputError(
             field_name,
             f"{int(off.sum())} rows do not sum to 1 (row {frame.index[row]!r} sums to {sums[row]:.6g})",
-            "fix the proportions, or pass renormalise=True to divide each row by its sum",
+            sum_fix or "fix the proportions, or pass renormalise=True to divide each row by its sum",
         )
     return frame.div(sums, axis=0)
 
@@ -219,12 +321,21 @@ class RunTable:
     """Validated proxy runs: ``mixtures`` (run x train_domain), ``losses`` (run x domain), ``meta``.
 
     Build one with :meth:`from_wide`, :meth:`from_long`, :meth:`from_joined` or :meth:`read`;
-    the constructor validates too.
+    the constructor validates too (mixture rows must sum to 1: it does not renormalise).
+
+    Attributes
+    ----------
+    renamed
+        The columns whose names the importer shortened (``strip_affixes``), as
+        ``{"mixtures": {column: name}, "losses": {column: name}}`` with the column as named in
+        the file, e.g. ``{"mixtures": {"train_python": "python"}, "losses": {...}}``; empty
+        when nothing was renamed. The importers also log it (logger ``bayesmix.data.runs``).
     """
 
     mixtures: pd.DataFrame
     losses: pd.DataFrame
     meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    renamed: dict[str, dict[str, str]] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         for what, frame in (("mixtures", self.mixtures), ("losses", self.losses), ("meta", self.meta)):
@@ -248,7 +359,17 @@ class RunTable:
                 raise InputError(what, f"duplicate names {list(cols[cols.duplicated()])}", "rename them")
         if self.losses.shape[1] == 0:
             raise InputError("losses", "no loss columns", "give at least one validation-domain loss column")
-        object.__setattr__(self, "mixtures", validate_mixtures(self.mixtures, renormalise=False))
+        object.__setattr__(
+            self,
+            "mixtures",
+            validate_mixtures(
+                self.mixtures,
+                field_name="mixtures",
+                sum_fix="fix the proportions, or divide each row by its sum before building the RunTable "
+                "(mixtures.div(mixtures.sum(axis=1), axis=0)), or import the table with "
+                "RunTable.from_wide(..., renormalise=True)",
+            ),
+        )
         object.__setattr__(self, "losses", _validate_losses(self.losses))
         self.mixtures.index.name = self.losses.index.name = "run"
 
@@ -278,7 +399,7 @@ class RunTable:
         else:
             pick = lambda frame: frame.loc[list(runs)]  # noqa: E731
         meta = pick(self.meta) if len(self.meta) else self.meta
-        return RunTable(pick(self.mixtures), pick(self.losses), meta)
+        return RunTable(pick(self.mixtures), pick(self.losses), meta, renamed=self.renamed)
 
     def select_domains(self, domains: Sequence[str]) -> RunTable:
         """Keep only these validation domains."""
@@ -287,15 +408,23 @@ class RunTable:
             raise InputError(
                 "domains", f"unknown validation domains {unknown}", f"use some of {self.domains}"
             )
-        return RunTable(self.mixtures, self.losses[list(domains)], self.meta)
+        return RunTable(self.mixtures, self.losses[list(domains)], self.meta, renamed=self.renamed)
 
     def check_enough_runs(self, n_parameters: int, what: str = "the model") -> None:
-        """Raise :class:`NotEnoughDataError` unless there are at least ``n_parameters`` runs."""
-        if self.n_runs < n_parameters:
+        """Raise :class:`NotEnoughDataError` unless there are ``n_parameters + RUNS_MARGIN`` runs.
+
+        ``n_parameters`` is the count per validation domain (``law.n_parameters``). With only as
+        many runs as parameters the fit passes through every run and cannot separate the law
+        from the noise, so :data:`RUNS_MARGIN` more runs are required.
+        """
+        needed = n_parameters + RUNS_MARGIN
+        if self.n_runs < needed:
             raise NotEnoughDataError(
                 "runs",
-                f"{self.n_runs} runs for {what}, which needs at least {n_parameters} per validation domain",
-                "add runs, merge rare training domains, or choose a law with fewer parameters",
+                f"{self.n_runs} runs for {what}, which has {n_parameters} parameters per validation "
+                f"domain and needs at least {needed} runs ({RUNS_MARGIN} more than its parameters)",
+                f"add {needed - self.n_runs} or more runs, merge rare training domains, or choose a law "
+                "with fewer parameters",
             )
 
     def to_wide(self) -> pd.DataFrame:
@@ -331,7 +460,9 @@ class RunTable:
         renormalise
             Divide mixture rows by their sum instead of rejecting those that do not sum to 1.
         strip_affixes
-            Remove the prefix/suffix shared by all mixture (and all loss) column names.
+            Remove the prefix/suffix shared by all mixture (and all loss) column names, whole
+            parts between separators only, matched so that a domain gets one name on both
+            sides (see :func:`match_affixes`); the renaming is kept in :attr:`renamed`.
         """
         mixture_columns = _column_list(mixture_columns, "mixture_columns")
         loss_columns = _column_list(loss_columns, "loss_columns")
@@ -369,12 +500,17 @@ class RunTable:
             )
         mixtures = frame[list(mixture_columns)].set_axis(names, axis=1)
         losses = frame[list(loss_columns)]
+        renamed: dict[str, dict[str, str]] = {}
         if strip_affixes:
-            mixtures.columns = strip_common_affixes(list(mixtures.columns))
-            losses.columns = strip_common_affixes(list(losses.columns))
+            train, valid = match_affixes(list(mixtures.columns), list(losses.columns))
+            renamed = _record_renames(
+                _renames(list(mixture_columns), train, list(mixtures.columns)),
+                _renames(list(losses.columns), valid),
+            )
+            mixtures.columns, losses.columns = train, valid
         meta = frame[[c for c in META_COLUMNS if c in frame.columns]]
         mixtures = validate_mixtures(mixtures, renormalise=renormalise, field_name="mixture columns")
-        return cls(mixtures, losses, meta)
+        return cls(mixtures, losses, meta, renamed=renamed)
 
     @classmethod
     def from_long(
@@ -464,8 +600,10 @@ class RunTable:
 
         Runs present in only one of the two tables are an error (nothing is dropped silently).
         With ``strip_affixes`` the prefix/suffix shared by all column names of each table is
-        removed, so ``train_the_pile_arxiv`` and ``metric/the_pile_arxiv_val_loss`` both become
-        ``arxiv``.
+        removed (whole parts between separators ``_ - / . :`` and space), so
+        ``train_the_pile_arxiv`` and ``metric/the_pile_arxiv_val_loss`` both become ``arxiv``;
+        a validation set without a training domain (or the reverse) does not stop the others
+        from matching (:func:`match_affixes`). The renaming is kept in :attr:`renamed` and logged.
         """
         mix = read_table(mixtures, "mixtures") if not isinstance(mixtures, pd.DataFrame) else mixtures.copy()
         loss = read_table(losses, "losses") if not isinstance(losses, pd.DataFrame) else losses.copy()
@@ -489,11 +627,14 @@ class RunTable:
                 "give both tables the same runs",
             )
         loss = loss.loc[mix.index]
+        renamed: dict[str, dict[str, str]] = {}
         if strip_affixes:
-            mix.columns = strip_common_affixes([str(c) for c in mix.columns])
-            loss.columns = strip_common_affixes([str(c) for c in loss.columns])
+            raw_train, raw_loss = [str(c) for c in mix.columns], [str(c) for c in loss.columns]
+            train, valid = match_affixes(raw_train, raw_loss)
+            renamed = _record_renames(_renames(raw_train, train), _renames(raw_loss, valid))
+            mix.columns, loss.columns = train, valid
         mix = validate_mixtures(mix, renormalise=renormalise, field_name="mixtures")
-        return cls(mix, loss)
+        return cls(mix, loss, renamed=renamed)
 
     @classmethod
     def read(cls, path: str | os.PathLike[str], layout: str = "wide", **kwargs: Any) -> RunTable:
@@ -503,6 +644,17 @@ class RunTable:
         if layout == "long":
             return cls.from_long(path, **kwargs)
         raise InputError("layout", f"unknown layout {layout!r}", "use 'wide' or 'long'")
+
+
+def _record_renames(mixtures: dict[str, str], losses: dict[str, str]) -> dict[str, dict[str, str]]:
+    """The renaming by affix stripping, as :attr:`RunTable.renamed`; logged when not empty."""
+    renamed = {"mixtures": mixtures, "losses": losses}
+    for side, names in renamed.items():
+        if names:
+            logger.info(
+                "%s columns renamed: %s", side, ", ".join(f"{old} -> {new}" for old, new in names.items())
+            )
+    return renamed if any(renamed.values()) else {}
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:

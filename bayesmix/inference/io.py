@@ -3,8 +3,9 @@
 ``save(idata, "fit.nc")`` writes ``fit.nc`` and ``fit.json``. ``load`` checks, before trusting
 anything: both files exist, the JSON parses and has this file format, the netCDF's SHA-256
 matches (so a truncated or altered file is caught), the spec stored inside the netCDF is the one
-in the JSON, the bayesmix version that wrote it is this one, and (optionally) the spec is the one
-the caller expects. Nothing is unpickled.
+in the JSON, the bayesmix version that wrote it is this one, the posterior and the data it was
+fitted to hold only finite numbers (so a fit that was corrupt when written is caught), and
+(optionally) the spec is the one the caller expects. Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bayesmix.errors import IncompatibleFileError, InputError
 from bayesmix.inference import _arviz
 from bayesmix.laws.base import Law
@@ -22,6 +25,16 @@ from bayesmix.models.mixing_model import ModelSpec
 from bayesmix.versions import __version__, package_versions
 
 FILE_FORMAT = 1
+#: the groups of a saved fit whose numbers must all be finite
+FINITE_GROUPS = ("posterior", "constant_data", "observed_data")
+
+
+class CorruptFitError(InputError, IncompatibleFileError):
+    """A saved fit whose numbers are not all finite.
+
+    It is an :class:`InputError` (the file is the bad input) and an
+    :class:`IncompatibleFileError` (a corrupt file), so either ``except`` catches it.
+    """
 
 
 def _sha256(path: Path) -> str:
@@ -94,6 +107,10 @@ def load(
     ------
     IncompatibleFileError
         Missing sidecar, corrupt or truncated netCDF, spec mismatch, other version.
+    CorruptFitError
+        A variable of the posterior, or of the constant or observed data, holds NaN or
+        infinite values (the fit was corrupt when it was saved): an ``InputError`` that names
+        the file and the variable (and an ``IncompatibleFileError``).
     """
     path = Path(path)
     if path.suffix == ".json":
@@ -136,6 +153,7 @@ def load(
         ) from None
     if ModelSpec.from_json(inner).hash != spec.hash:
         raise IncompatibleFileError(f"{path} holds another spec than its sidecar {sidecar_path.name}")
+    _check_finite(idata, path)
     if expected is not None:
         if isinstance(expected, Law):
             if spec.build_law() != expected:
@@ -147,3 +165,24 @@ def load(
                 f"{path} holds a fit of another spec (hash {spec.hash[:12]}, expected {expected.hash[:12]})"
             )
     return idata
+
+
+def _check_finite(idata: _arviz.InferenceData, path: Path) -> None:
+    """Raise :class:`CorruptFitError` at the first variable of :data:`FINITE_GROUPS` with NaN or inf."""
+    for group in FINITE_GROUPS:
+        dataset = getattr(idata, group, None)
+        if dataset is None:
+            continue
+        for name, variable in dataset.data_vars.items():
+            values = np.asarray(variable.values)
+            if values.dtype.kind not in "fc":
+                continue
+            bad = int((~np.isfinite(values)).sum())
+            if bad:
+                raise CorruptFitError(
+                    str(path),
+                    f"the {group.replace('_', ' ')} variable {name!r} holds {bad} NaN or infinite "
+                    f"value(s) of {values.size}: the fit was corrupt when it was saved",
+                    "refit: run the fit again (bayesmix.fit, or `bayesmix fit`) and save it; do not use "
+                    "this file",
+                )

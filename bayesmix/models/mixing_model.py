@@ -127,7 +127,8 @@ def build_model(
     Raises
     ------
     NotEnoughDataError
-        Fewer runs than the law has parameters per validation domain.
+        Fewer runs than the law has parameters per validation domain plus
+        :data:`bayesmix.data.runs.RUNS_MARGIN`.
     """
     import pymc as pm
     import pytensor.tensor as pt

@@ -71,6 +71,12 @@ __all__ += ["Designer"]
 
 # nested fits saved and loaded, the target-scale mixing law, extrapolation calibration
 from bayesmix.inference.discrepancy import calibrate_discrepancy  # noqa: E402
+from bayesmix.inference.fit import DiscrepancySkippedWarning  # noqa: E402
+from bayesmix.inference.nested import (  # noqa: E402
+    TargetExtrapolationWarning,
+    check_target,
+    target_extrapolation,
+)
 from bayesmix.inference.nested_calibration import calibrate_extrapolation  # noqa: E402
 from bayesmix.inference.nested_io import load_nested, save_nested  # noqa: E402
 from bayesmix.inference.nested_target import target_fit  # noqa: E402
@@ -78,9 +84,13 @@ from bayesmix.models.discrepancy import Discrepancy  # noqa: E402
 
 __all__ += [
     "Discrepancy",
+    "DiscrepancySkippedWarning",
+    "TargetExtrapolationWarning",
     "calibrate_discrepancy",
     "calibrate_extrapolation",
+    "check_target",
     "load_nested",
     "save_nested",
+    "target_extrapolation",
     "target_fit",
 ]

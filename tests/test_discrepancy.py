@@ -158,3 +158,33 @@ def test_region_folds_hold_out_the_largest_shares():
         assert shares[held].min() >= np.delete(shares, held).max()
     with pytest.raises(InputError, match="holdout"):
         calibrate_discrepancy(runs, holdout=0.9)
+
+
+def test_cli_fit_carries_the_form_error_by_default(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from bayesmix.cli.main import app
+
+    runs, *_ = _study(3)
+    runs.to_wide().to_csv(tmp_path / "runs.csv", index=False)
+    runner = CliRunner()
+    args = ["fit", str(tmp_path / "runs.csv"), "--method", "map"]
+    on = runner.invoke(app, [*args, "--out", str(tmp_path / "on.nc")])
+    assert on.exit_code == 0, on.output
+    assert "Form error (region backtests)" in on.output
+    assert json.loads((tmp_path / "on.json").read_text())["spec"]["extra"]["discrepancy"]["sd"]
+    off = runner.invoke(app, [*args, "--no-discrepancy", "--out", str(tmp_path / "off.nc")])
+    assert off.exit_code == 0 and "Form error" not in off.output
+    assert "discrepancy" not in json.loads((tmp_path / "off.json").read_text())["spec"]["extra"]
+
+
+def test_auto_skips_with_a_warning_when_backtests_are_impossible():
+    law = random_law(2, seed=0, noise_sd=0.01)
+    runs = simulate_runs(law, 6, seed=0)
+    with pytest.warns(bm.DiscrepancySkippedWarning, match="region backtests"):
+        idata = bm.fit(runs, method="map", discrepancy="auto")
+    assert "discrepancy" not in bm.fitted_spec(idata).extra
+    with pytest.raises(bm.BayesmixError):
+        bm.fit(runs, method="map", discrepancy=True)

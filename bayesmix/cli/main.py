@@ -5,6 +5,7 @@ Every command reads and writes files, so steps can be rerun and mixed with the P
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -67,8 +68,52 @@ def _law(name: str, exponent: str, components: int) -> bm.Law:
     raise bm.InputError("--law", f"unknown law {name!r}", f"use one of {list(LAWS)}")
 
 
+#: advice in Python keywords -> the option of `bayesmix fit` / `bayesmix predict` that does it
+CLI_OPTIONS = {
+    "renormalise=True": "--renormalise",
+    "method='nuts' or 'map'": "--method nuts or --method map",
+    "method='nuts'": "--method nuts",
+    "method='map'": "--method map",
+    "law=MixingLaw()": "--law mixing",
+}
+#: Python keywords the commands have no option for -> what to do on the command line instead
+PYTHON_ONLY = {
+    "mixture_columns": "name the mixture columns mix_<domain> in the file",
+    "loss_columns": "keep only the run, mix_<domain>, loss and model_size/tokens/step columns in the file",
+    "step": "keep one checkpoint per run in the file, each run's last say",
+    "allow_other_version": "refit with this bayesmix (`bayesmix fit`)",
+}
+#: advice to pass a Python keyword ("pass step='last'", "with mixture_columns=[...]")
+_KEYWORD = re.compile(r"\b(?:pass|use|with|set)\s+([a-z_]+)=(?:'[^']*'|\[[^\]]*\]|<[^>]*>|[\w.()]+)")
+
+
+def cli_advice(text: str) -> str:
+    """``text`` with Python keyword advice given as the commands' options, or marked Python-only."""
+    for keyword, option in CLI_OPTIONS.items():
+        text = text.replace(keyword, option)
+    notes = [
+        f"{name}= is a Python argument with no option here: {PYTHON_ONLY.get(name, 'use the Python API for it')}"
+        for name in dict.fromkeys(match.group(1) for match in _KEYWORD.finditer(text))
+    ]
+    return "; ".join([text, *notes])
+
+
+def _for_cli(err: BayesmixError) -> BayesmixError:
+    """The same error with its advice in the command's options (:func:`cli_advice`)."""
+    if isinstance(err, bm.InputError):
+        fix = cli_advice(err.fix)
+        return err if fix == err.fix else type(err)(err.field, err.problem, fix)
+    text = cli_advice(str(err))
+    if text == str(err):
+        return err
+    try:
+        return type(err)(text)
+    except TypeError:
+        return BayesmixError(text)
+
+
 def _fail(err: BayesmixError) -> None:
-    fail(err)
+    fail(_for_cli(err))
 
 
 def _interval_table(summary: pd.DataFrame, title: str, truth: pd.Series | None = None) -> Table:
@@ -118,13 +163,18 @@ def fit(
         False, help="Divide mixture rows by their sum instead of rejecting them."
     ),
     strict: bool = typer.Option(False, help="Fail (exit 3) on divergences, r_hat > 1.01 or low ESS."),
+    discrepancy: bool = typer.Option(
+        True,
+        help="Add the law's form error (a Gaussian process over mixture space on the residuals, scaled by "
+        "region backtests), so intervals widen away from the runs.",
+    ),
 ) -> None:
     """Fit a mixing law to a run table (or the nested laws to a project's runs) and save the posterior."""
     if runs.is_dir():
         given = {"--out": (out, Path("fit.nc")), "--layout": (layout, "wide"), "--law": (law, "mixing"),
                  "--exponent": (exponent, "1"), "--components": (components, 3), "--method": (method, "nuts"),
                  "--draws": (draws, 1000), "--tune": (tune, 1000), "--chains": (chains, 4), "--seed": (seed, 0),
-                 "--renormalise": (renormalise, False)}  # fmt: skip
+                 "--renormalise": (renormalise, False), "--no-discrepancy": (discrepancy, True)}  # fmt: skip
         for option, (value, default) in given.items():
             if value != default:
                 _fail(
@@ -151,6 +201,7 @@ def fit(
                 tune=tune,
                 chains=chains,
                 seed=seed,
+                discrepancy="auto" if discrepancy else None,
                 progressbar=True,
             )
         path = bm.save(idata, out)
@@ -159,6 +210,15 @@ def fit(
         return
     health = bm.health(idata)
     console.print(f"Sampler: {health}")
+    settings = bm.fitted_spec(idata).extra.get("discrepancy")
+    if settings is not None:
+        console.print(
+            f"Form error (region backtests): length scale {settings['lengthscale']:.3g} shares, amplitude "
+            + ", ".join(f"{d} {v:.3g}" for d, v in zip(table.domains, settings["sd"], strict=True))
+            + " nats"
+        )
+    elif discrepancy:
+        console.print("Fitted without the form-error term: too few runs for its region backtests")
     console.print(f"Saved {path} and {path.with_suffix('.json')}")
     if strict and not health.ok:
         raise typer.Exit(code=3)

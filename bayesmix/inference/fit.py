@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 
 from bayesmix.data.runs import RunTable
-from bayesmix.errors import InputError
+from bayesmix.errors import BayesmixError, InputError
 from bayesmix.inference import _arviz, approx, engine
 from bayesmix.inference.diagnostics import SamplerHealth, check_health, laplace_health, report_health
 from bayesmix.inference.discrepancy import attach_residuals, calibrate_discrepancy
@@ -24,6 +25,10 @@ from bayesmix.versions import package_versions
 PAPER_MIN_LOSS = 0.02
 
 METHODS = ("nuts", "laplace", "map", "paper")
+
+
+class DiscrepancySkippedWarning(UserWarning):
+    """``fit(..., discrepancy="auto")`` fitted the law alone: region backtests were not possible."""
 SAMPLERS = ("nutpie", "pymc")
 
 
@@ -83,7 +88,9 @@ def fit(
         scale and amplitudes, unless given, come from region backtests on these runs
         (:func:`~bayesmix.inference.calibrate_discrepancy`: one Laplace fit per training
         domain, on one compiled model; their figures are stored in
-        ``posterior.attrs["bayesmix_discrepancy_backtests"]``).
+        ``posterior.attrs["bayesmix_discrepancy_backtests"]``). ``"auto"``: the same, but a
+        table too small for the backtests is fitted without it, with a
+        :class:`DiscrepancySkippedWarning` (the command line's default).
     strict
         Raise :class:`~bayesmix.errors.SamplerHealthError` instead of warning on divergences,
         ``r_hat > 1.01`` or low ESS.
@@ -119,9 +126,10 @@ def fit(
     losses are fine: 0.2% at 1e4x).
 
     *Runs vs parameters.* Every method, the paper protocol included, raises
-    ``NotEnoughDataError`` when there are fewer runs than the law has parameters per
-    validation domain (``law.n_parameters``): such a fit would interpolate the runs and
-    report no noise.
+    ``NotEnoughDataError`` unless there are at least ``law.n_parameters + RUNS_MARGIN`` runs (one
+    more than the law has parameters per validation domain;
+    :data:`bayesmix.data.runs.RUNS_MARGIN`): with as many runs as parameters the fit would
+    interpolate the runs and report no noise.
     """
     law = MixingLaw() if law is None else law
     if method == "laplace":
@@ -138,7 +146,8 @@ def fit(
     if not 0.5 <= target_accept < 1:
         raise InputError("target_accept", f"got {target_accept}", "give a value in [0.5, 1), e.g. 0.9")
     check_mixture_variation(runs)
-    settings = Discrepancy.coerce(discrepancy)
+    auto = isinstance(discrepancy, str) and discrepancy == "auto"
+    settings = Discrepancy() if auto else Discrepancy.coerce(discrepancy)
     extra: dict[str, Any] = {}
     calibration = None
     if settings is not None:
@@ -149,8 +158,20 @@ def fit(
                 "give one per domain, or Discrepancy() to estimate them",
             )
         if not settings.complete:
-            calibration = calibrate_discrepancy(runs, law, seed=seed, likelihood=likelihood, nu=nu)
-            settings = calibration.settings
+            try:
+                calibration = calibrate_discrepancy(runs, law, seed=seed, likelihood=likelihood, nu=nu)
+            except BayesmixError as err:
+                if not auto:
+                    raise
+                warnings.warn(
+                    f"fitted without the discrepancy term: its region backtests are not possible here ({err})",
+                    DiscrepancySkippedWarning,
+                    stacklevel=2,
+                )
+                settings = None
+            else:
+                settings = calibration.settings
+    if settings is not None:
         extra["discrepancy"] = settings.to_dict()
     spec = ModelSpec(
         law=law.spec(),

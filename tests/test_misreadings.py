@@ -5,8 +5,10 @@ Every refusal's advice is checked by following it: the call it names must then s
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,13 @@ from typer.testing import CliRunner
 import bayesmix as bm
 from bayesmix.cli.main import app
 from bayesmix.data.curves import MIXTURE_TOLERANCE, CurveTable
-from bayesmix.data.runs import RUNS_MARGIN, RunTable, match_affixes, strip_common_affixes
+from bayesmix.data.runs import (
+    RUNS_MARGIN,
+    RunTable,
+    looks_like_bookkeeping,
+    match_affixes,
+    strip_common_affixes,
+)
 from bayesmix.data.simulate import random_law, simulate_runs
 from bayesmix.inference.io import CorruptFitError
 
@@ -369,3 +377,128 @@ def test_as_many_runs_as_parameters_is_not_enough():
     with pytest.raises(bm.NotEnoughDataError, match="needs at least 5 runs"):
         bm.fit(four, law, method="map")
     runs.check_enough_runs(4)  # one run more than parameters is enough
+
+
+# ---------------------------------------------------------------- checkpoints: one comparable step per run
+def test_runs_of_different_lengths_are_refused_and_a_common_step_reads_them(mixinglaws_dir):
+    """The paper's 5-domain 70M curves: 20 runs end at 30k steps, 6 at 90k/100k."""
+    curves = pd.read_csv(mixinglaws_dir / "mixinglaws_5mix_long.csv")
+    curves = curves[curves["model_size"] == "70M"].drop(columns=["table", "model_size"])
+    ends = curves.groupby("run")["step"].max()
+    assert ends.nunique() > 1
+    with pytest.raises(bm.InputError, match="different steps") as info:
+        RunTable.from_long(curves, step="last")
+    assert info.value.field == "step"
+    common = int(re.search(r"step=(\d+)", info.value.fix).group(1))
+    assert common == max(set.intersection(*(set(g["step"]) for _, g in curves.groupby("run"))))
+    table = RunTable.from_long(curves, step=common)  # the advice works
+    assert table.n_runs == curves["run"].nunique()
+    tokens = curves.loc[curves["step"] == common, "tokens"].iloc[0]
+    by_tokens = RunTable.from_long(curves, tokens=tokens)
+    pd.testing.assert_frame_equal(by_tokens.losses, table.losses)
+    # the long runs' last losses are lower from training length alone: never mixed in silently
+    long_runs = ends[ends > common].index
+    last = curves[curves["step"] == curves.groupby("run")["step"].transform("max")]
+    at_end = last[last["run"].isin(long_runs)].groupby("run")["loss"].mean()
+    at_common = curves[(curves["step"] == common) & curves["run"].isin(long_runs)].groupby("run")["loss"].mean()
+    assert (at_end < at_common - 0.05).all()
+
+
+def test_same_length_runs_read_at_their_last_step(runs3):
+    wide = runs3.to_wide()
+    long = wide.melt(
+        id_vars=["run", *[c for c in wide.columns if c.startswith("mix_")]],
+        value_vars=runs3.domains,
+        var_name="domain",
+        value_name="loss",
+    )
+    two = pd.concat([long.assign(step=100, loss=long["loss"] + 0.5), long.assign(step=200)])
+    table = RunTable.from_long(two, step="last")
+    pd.testing.assert_frame_equal(
+        table.losses[runs3.domains].sort_index(), runs3.losses.sort_index(), check_names=False
+    )
+    with pytest.raises(bm.InputError, match="no checkpoint at step 150"):
+        RunTable.from_long(two, step=150)
+
+
+# ---------------------------------------------------------------- column roles: bookkeeping is not a loss
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"seed": lambda n: np.arange(n) % 5},
+        {"run_id": lambda n: np.arange(n) + 1000},
+        {"Unnamed: 0": lambda n: np.arange(n)},
+        {"job": lambda n: np.arange(n).astype(float)},
+        {"count": lambda n: np.full(n, 7)},
+        {"checkpoint": lambda n: np.full(n, 30000.0)},
+    ],
+)
+def test_bookkeeping_columns_are_not_fitted_as_losses(runs3, extra):
+    (name, make), = extra.items()
+    wide = runs3.to_wide()
+    wide[name] = make(len(wide))
+    with pytest.raises(bm.InputError, match="bookkeeping") as info:
+        RunTable.from_wide(wide)
+    assert name in info.value.field and "loss_columns=" in info.value.fix
+    fixed = RunTable.from_wide(wide, loss_columns=runs3.domains)  # the advice works
+    assert fixed.domains == runs3.domains
+    pd.testing.assert_frame_equal(fixed.losses, runs3.losses, check_names=False)
+
+
+def test_real_losses_are_not_taken_for_bookkeeping(runs3):
+    wide = runs3.to_wide()
+    assert RunTable.from_wide(wide).domains == runs3.domains
+    assert not any(looks_like_bookkeeping(d, wide[d]) for d in runs3.domains)
+
+
+# ---------------------------------------------------------------- spreadsheet exports
+@pytest.mark.parametrize(("sep", "decimal"), [(";", ","), (";", "."), ("\t", "."), ("|", ",")])
+def test_spreadsheet_exports_are_read_right(runs3, tmp_path, sep, decimal):
+    path = tmp_path / "runs.csv"
+    runs3.to_wide().to_csv(path, index=False, sep=sep, decimal=decimal)
+    table = RunTable.from_wide(path)
+    pd.testing.assert_frame_equal(table.losses, runs3.losses, check_names=False)
+    pd.testing.assert_frame_equal(table.mixtures, runs3.mixtures, check_names=False)
+
+
+# ---------------------------------------------------------------- files: a killed save keeps the last good fit
+@pytest.mark.parametrize("killed_at", [1, 2, 3])
+def test_a_save_killed_between_renames_keeps_the_previous_fit(runs3, tmp_path, monkeypatch, killed_at):
+    import os
+
+    import bayesmix.inference.io as io
+
+    old = bm.fit(runs3, method="map", seed=0)
+    new = bm.fit(runs3.subset(slice(0, 24)), method="map", seed=0)
+    path = bm.save(old, tmp_path / "fit.nc")
+    calls = {"n": 0}
+    real = os.replace
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if calls["n"] == killed_at:
+            raise KeyboardInterrupt("killed")  # like a SIGKILL between two renames
+        return real(src, dst)
+
+    monkeypatch.setattr(io.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        bm.save(new, path)
+    monkeypatch.setattr(io.os, "replace", real)
+    with warnings_or_none(killed_at) as record:
+        loaded = bm.load(path)
+    np.testing.assert_allclose(loaded.posterior["c"].values, old.posterior["c"].values)
+    assert record is None or any(issubclass(w.category, io.InterruptedSaveWarning) for w in record)
+    bm.save(new, path)  # the next save completes and cleans up
+    np.testing.assert_allclose(bm.load(path).posterior["c"].values, new.posterior["c"].values)
+    assert not (tmp_path / "fit.nc.prev").exists()
+
+
+@contextlib.contextmanager
+def warnings_or_none(killed_at: int):
+    """Record warnings when the kill came after the previous netCDF was moved aside."""
+    if killed_at == 1:
+        yield None
+        return
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        yield record

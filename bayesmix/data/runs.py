@@ -34,6 +34,28 @@ RUNS_MARGIN = 1
 SEPARATORS = "_-/.: "
 MIX_PREFIX = "mix_"
 META_COLUMNS = ("model_size", "model_size_total", "tokens", "step")
+#: column names (lower case, separators removed) that hold bookkeeping, never a validation loss
+BOOKKEEPING_NAMES = frozenset(
+    {
+        "seed", "id", "runid", "runname", "index", "idx", "step", "steps", "iteration", "iter", "epoch",
+        "epochs", "tokens", "flops", "time", "seconds", "job", "jobid", "trial", "rank", "row", "count",
+    }
+)  # fmt: skip
+
+
+def looks_like_bookkeeping(name: str, values: pd.Series) -> bool:
+    """Whether a column the reader would take as a loss holds bookkeeping instead.
+
+    True for a name in :data:`BOOKKEEPING_NAMES` (case, ``_ - . /`` and spaces ignored), a name
+    ending in ``_id`` or starting with ``Unnamed`` (a saved pandas index), or a column of
+    non-negative whole numbers only (losses in nats per token are never all integers; negative
+    values are refused later as losses).
+    """
+    key = "".join(ch for ch in name.lower() if ch.isalnum())
+    if key in BOOKKEEPING_NAMES or name.lower().endswith("_id") or name.lower().startswith("unnamed"):
+        return True
+    numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    return len(numbers) > 1 and bool(np.all(numbers >= 0) and np.all(np.mod(numbers, 1.0) == 0))
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +71,43 @@ def read_table(path: str | os.PathLike[str], what: str = "path") -> pd.DataFrame
     path = Path(path)
     if not path.exists():
         raise InputError(what, f"file {str(path)!r} does not exist", "give the path of a CSV or Parquet file")
+    dialect: dict[str, str] = {}
     try:
         if path.suffix.lower() in {".parquet", ".pq"}:
             return pd.read_parquet(path)
-        return pd.read_csv(path)
+        dialect = csv_dialect(path)
+        if dialect:
+            logger.info("reading %s with separator %r and decimal mark %r", path, dialect["sep"], dialect["decimal"])
+        return pd.read_csv(path, **dialect)
     except Exception as exc:  # the parsers raise many types; all mean "not a readable table"
+        how = f" (read with separator {dialect['sep']!r}, decimal mark {dialect['decimal']!r})" if dialect else ""
         raise InputError(
             what,
-            f"could not read {str(path)!r} as a table ({type(exc).__name__}: {exc})",
-            "give a valid CSV (comma separated, header row) or Parquet file",
+            f"could not read {str(path)!r} as a table{how} ({type(exc).__name__}: {exc})",
+            "give a valid CSV (a header row; separator , ; tab or |) or Parquet file",
         ) from None
+
+
+def csv_dialect(path: Path) -> dict[str, str]:
+    """Separator and decimal mark of a CSV that is not comma separated (``{}`` for a plain CSV).
+
+    Spreadsheet exports in many locales write ``;`` between fields and ``,`` as the decimal
+    mark (``0,25``). A header row without commas that splits on ``;``, a tab or ``|`` sets the
+    separator; with a separator other than the comma, digits around a comma in the data rows
+    set the decimal mark to ``,``.
+    """
+    import re
+
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        head = handle.read(1 << 16)
+    lines = [line for line in head.splitlines() if line.strip()]
+    if not lines or "," in lines[0]:
+        return {}
+    for sep in (";", "\t", "|"):
+        if sep in lines[0]:
+            body = "\n".join(lines[1:20])
+            return {"sep": sep, "decimal": "," if re.search(r"\d,\d", body) else "."}
+    return {}
 
 
 def _delimited_prefix(prefix: str) -> str:
@@ -492,6 +541,15 @@ class RunTable:
                     f"non-numeric column(s) {text} would be read as losses",
                     "give numeric losses, or name the loss columns with loss_columns=[...]",
                 )
+            bookkeeping = [c for c in loss_columns if looks_like_bookkeeping(c, frame[c])]
+            if bookkeeping:
+                raise InputError(
+                    f"losses[{bookkeeping[0]!r}]",
+                    f"column(s) {bookkeeping} look like bookkeeping (a name such as seed, id or step, or "
+                    "whole numbers only), not validation losses, and would be fitted as domains",
+                    f"name the loss columns with loss_columns=[...] (e.g. every column but {bookkeeping}), "
+                    "or drop those columns",
+                )
         _require_columns(frame, loss_columns, "loss_columns")
         both = sorted(set(mixture_columns) & set(loss_columns))
         if both:
@@ -521,18 +579,27 @@ class RunTable:
         domain: str = "domain",
         loss: str = "loss",
         mixture_columns: Sequence[str] | None = None,
-        step: str | None = None,
+        step: str | int | None = None,
+        tokens: float | None = None,
         renormalise: bool = False,
     ) -> RunTable:
         """Import a long table: one row per (run, domain) with the run's mixture repeated.
 
-        When the table holds several checkpoints per run (a ``step`` column), pass ``step="last"``
-        to keep each run's last checkpoint, or select the rows first; this mixing-law table has
-        one loss per run and domain.
+        When the table holds several checkpoints per run (a ``step`` column), choose one
+        checkpoint per run: ``step=<number>`` or ``tokens=<number>`` reads every run at that
+        checkpoint (a run without it is refused), ``step="last"`` each run's last checkpoint,
+        which is accepted only when every run ends at the same step: runs trained for different
+        lengths differ in loss from training length alone (on the paper's released 70M curves
+        0.15-0.20 nats, more than the spread between mixtures), and the error names the
+        largest step every run reached. Or select the rows first; this mixing-law table has one
+        loss per run and domain.
         """
         mixture_columns = _column_list(mixture_columns, "mixture_columns")
-        if step not in (None, "last"):
-            raise InputError("step", f"got {step!r}", "pass step='last' or leave it out (None)")
+        numeric = isinstance(step, int | float | np.integer | np.floating) and not isinstance(step, bool)
+        if step not in (None, "last") and not numeric:
+            raise InputError("step", f"got {step!r}", "pass step=<a checkpoint's step>, step='last', or leave it out")
+        if tokens is not None and (step is not None or not isinstance(tokens, int | float | np.integer | np.floating)):
+            raise InputError("tokens", f"got {tokens!r} (with step={step!r})", "pass tokens=<a checkpoint's tokens> alone")
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
         frame.columns = [str(c) for c in frame.columns]
         _require_columns(frame, [run, domain, loss], "long table columns")
@@ -550,9 +617,7 @@ class RunTable:
                     "mixture_columns", f"no column starts with {MIX_PREFIX!r}", "pass mixture_columns=[...]"
                 )
         _require_columns(frame, mixture_columns, "mixture_columns")
-        if step == "last" and "step" in frame.columns:
-            last = frame.groupby(run)["step"].transform("max")
-            frame = frame[frame["step"] == last]
+        frame = _one_checkpoint(frame, run, step, tokens)
         keys = [run, domain] + (["step"] if "step" in frame.columns else [])
         if frame.duplicated(subset=keys).any():
             raise InputError(
@@ -674,3 +739,47 @@ def _column_list(columns: Any, what: str) -> list[str] | None:
             what, f"got {columns!r}", "give a list of column names, e.g. ['mix_web', 'mix_code']"
         )
     return [str(c) for c in columns]
+
+
+def _one_checkpoint(frame: pd.DataFrame, run: str, step: Any, tokens: Any) -> pd.DataFrame:
+    """The rows of one checkpoint per run (see :meth:`RunTable.from_long`), or the frame as it is."""
+    if tokens is not None:
+        column, value = "tokens", tokens
+    elif step is not None:
+        column, value = "step", step
+    else:
+        return frame
+    if column not in frame.columns:
+        if step == "last":
+            return frame
+        raise InputError(column, f"the table has no {column!r} column", f"leave {column}= out, or add the column")
+    ends = frame.groupby(run)[column].max()
+    if value == "last":
+        if ends.nunique() > 1:
+            counts = ends.value_counts().sort_index()
+            where = ", ".join(f"{n} runs at {s:g}" for s, n in counts.items())
+            return _refuse_lengths(frame, run, column, f"runs end at different {column}s ({where})")
+        return frame[frame[column] == frame.groupby(run)[column].transform("max")]
+    picked = frame[np.isclose(frame[column].astype(float), float(value), rtol=1e-9, atol=0.0)]
+    missing = sorted(set(frame[run]) - set(picked[run]))
+    if missing:
+        return _refuse_lengths(
+            frame, run, column, f"{len(missing)} runs have no checkpoint at {column} {value:g} (e.g. {missing[:3]})"
+        )
+    return picked
+
+
+def _refuse_lengths(frame: pd.DataFrame, run: str, column: str, problem: str) -> pd.DataFrame:
+    """Raise the error of runs read at different checkpoints, naming a checkpoint every run has."""
+    shared = set.intersection(*(set(group[column]) for _, group in frame.groupby(run)))
+    fix = (
+        f"read every run at one checkpoint: pass {column}={max(shared):g} (the largest {column} every run has)"
+        if shared
+        else f"no {column} is shared by every run: select one comparable checkpoint per run yourself"
+    )
+    raise InputError(
+        column,
+        f"{problem}; a run trained longer has a lower loss from training length alone, so their "
+        "last losses are not comparable",
+        fix,
+    )

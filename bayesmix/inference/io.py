@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,10 @@ from bayesmix.versions import __version__, package_versions
 FILE_FORMAT = 1
 #: the groups of a saved fit whose numbers must all be finite
 FINITE_GROUPS = ("posterior", "constant_data", "observed_data")
+
+
+class InterruptedSaveWarning(UserWarning):
+    """:func:`load` found a save that was interrupted and loaded the previous fit instead."""
 
 
 class CorruptFitError(InputError, IncompatibleFileError):
@@ -52,8 +57,10 @@ def _sidecar(path: Path) -> Path:
 def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
     """Write a fit to ``path`` (netCDF, ``.nc`` added if missing) and its JSON sidecar.
 
-    The netCDF is written to a temporary file and moved into place, so an interrupted save
-    never leaves a half-written file under the final name.
+    Both files are written under temporary names first; the previous netCDF is kept as
+    ``<name>.nc.prev`` until the new sidecar (the commit point) is in place, so a save killed at
+    any moment leaves either the new fit or the previous one loadable (:func:`load` falls back
+    to it with an :class:`InterruptedSaveWarning`), never a half-written file.
 
     Returns
     -------
@@ -69,7 +76,6 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     _arviz.to_netcdf(idata, str(temporary))
-    os.replace(temporary, path)
     spec = ModelSpec.from_json(idata.posterior.attrs["bayesmix_spec"])
     sidecar = {
         "format": FILE_FORMAT,
@@ -78,12 +84,24 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
         "fitted_with": json.loads(idata.posterior.attrs.get("bayesmix_versions", "{}")),
         "saved_with": package_versions(),
         "netcdf": path.name,
-        "netcdf_sha256": _sha256(path),
+        "netcdf_sha256": _sha256(temporary),
     }
-    temporary = _sidecar(path).with_name(_sidecar(path).name + ".tmp")
-    temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
-    os.replace(temporary, _sidecar(path))
+    sidecar_temporary = _sidecar(path).with_name(_sidecar(path).name + ".tmp")
+    sidecar_temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
+    # the sidecar is the commit point: until it is replaced, the previous pair stays loadable
+    # (its netCDF under .prev, which load falls back to when the new netCDF does not match)
+    previous = _previous(path)
+    if path.exists() and _sidecar(path).exists():
+        os.replace(path, previous)
+    os.replace(temporary, path)
+    os.replace(sidecar_temporary, _sidecar(path))
+    previous.unlink(missing_ok=True)
     return path
+
+
+def _previous(path: Path) -> Path:
+    """Where :func:`save` keeps the previous netCDF until the new sidecar is in place."""
+    return path.with_name(path.name + ".prev")
 
 
 def load(
@@ -117,7 +135,7 @@ def load(
         path = path.with_suffix(".nc")
     sidecar_path = _sidecar(path)
     for needed in (path, sidecar_path):
-        if not needed.exists():
+        if not needed.exists() and not (needed == path and _previous(path).exists()):
             raise IncompatibleFileError(
                 f"{needed} does not exist: a saved fit is a .nc file with a .json sidecar written by bayesmix.save"
             )
@@ -132,6 +150,19 @@ def load(
         raise IncompatibleFileError(
             f"{path} uses file format {file_format}; this bayesmix reads format {FILE_FORMAT}: refit, or load it "
             "with the bayesmix version that wrote it"
+        )
+    if (not path.exists() or _sha256(path) != checksum) and _previous(path).exists():
+        if _sha256(_previous(path)) == checksum:  # a save was interrupted before its sidecar
+            warnings.warn(
+                f"{path}: a save was interrupted before it finished; loaded the previous fit "
+                f"({_previous(path).name}), which its sidecar describes",
+                InterruptedSaveWarning,
+                stacklevel=2,
+            )
+            path = _previous(path)
+    if not path.exists():
+        raise IncompatibleFileError(
+            f"{path} does not exist: a saved fit is a .nc file with a .json sidecar written by bayesmix.save"
         )
     if _sha256(path) != checksum:
         raise IncompatibleFileError(

@@ -1,4 +1,4 @@
-"""Reliability benchmark (issue 8): fuzzed bad inputs, SIGKILLed sweeps, lost and duplicated runs.
+"""Reliability benchmark: fuzzed bad inputs, SIGKILLed sweeps, lost and duplicated runs.
 
 Feeds hypothesis-generated inputs (the strategies of ``tests/test_reliability_fuzz.py``,
 ``tests/test_reliability_fuzz_nested.py`` and ``tests/test_reliability_cli.py``) to the public
@@ -11,9 +11,15 @@ would start and ``bayesmix train``/``sweep`` where data preparation would start 
 exception). An input that gets there passed every check and counts as *accepted*, as does a call
 that returns.
 
+Then reads plausible but wrong run tables (``tests/_plausible_tables.py``: perturbations of valid
+tables with an oracle) and counts *silent misreadings* (read without error into other numbers
+than the truth), and injects file faults: a process saving a fit SIGKILLed at random moments,
+and a save under a file-size limit (``ulimit -f``); the fit on disk must stay loadable.
+
 Usage: ``python benchmarks/reliability.py [--quick]``. The last line is one JSON object with
 ``bad_inputs_tried`` (generated inputs that were not accepted: refused with a documented error, or
-raw), ``raw_tracebacks``, ``kills_survived``, ``runs_lost``, ``duplicates``.
+raw), ``raw_tracebacks``, ``kills_survived``, ``runs_lost``, ``duplicates``, ``silent_misreads``,
+``plausible_tables_tried``, ``faults_survived`` and ``faults_tried``.
 """
 
 from __future__ import annotations
@@ -292,6 +298,84 @@ def kill_and_resume(n_kills: int, steps: int) -> dict[str, int]:
     return out
 
 
+FAULT_CHILD = """
+import signal, sys, bayesmix as bm
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit then fails the write with EFBIG
+source, target, loops = sys.argv[1], sys.argv[2], int(sys.argv[3])
+idata = bm.load(source)
+for _ in range(loops):
+    try:
+        bm.save(idata, target)
+    except bm.BayesmixError as err:
+        print("refused:", err, file=sys.stderr)
+        sys.exit(2)
+"""
+
+
+def file_faults(n_kills: int) -> dict[str, int]:
+    """SIGKILL a process saving fits over an existing one at random moments, and save under a file-size limit.
+
+    After each fault the saved fit must load and be either the old or the new one (never lost,
+    never mixed); the full-disk child must end with a documented refusal, not a traceback.
+    """
+    import random
+    import subprocess
+
+    import numpy as np
+
+    from bayesmix.data.simulate import random_law, simulate_runs
+
+    out = {"faults": 0, "faults_survived": 0}
+    runs = simulate_runs(random_law(3, seed=1, noise_sd=0.01), 30, seed=1)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        folder = Path(tmp)
+        old = bm.fit(runs, method="map", seed=0)
+        new = bm.fit(runs.subset(slice(0, 28)), method="map", seed=0)
+        bm.save(new, folder / "new.nc")
+        values = {k: np.asarray(v.posterior["c"]) for k, v in (("old", old), ("new", new))}
+
+        def intact(path: Path) -> bool:
+            try:
+                loaded = np.asarray(bm.load(path).posterior["c"])
+            except BayesmixError:
+                return False
+            return any(np.array_equal(loaded, v) for v in values.values())
+
+        rng = random.Random(0)
+        for i in range(n_kills):
+            target = folder / f"kill{i}.nc"
+            bm.save(old, target)
+            child = subprocess.Popen([sys.executable, "-c", FAULT_CHILD, str(folder / "new.nc"), str(target), "200"])
+            time.sleep(rng.uniform(3.0, 6.0))  # past the import, inside the save loop
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+            out["faults"] += 1
+            out["faults_survived"] += int(intact(target))
+        target = folder / "full.nc"
+        bm.save(old, target)
+        limit = max(1, (folder / "new.nc").stat().st_size // 1024 // 2)  # half the fit, in KiB
+        child = subprocess.run(
+            ["bash", "-c", f'ulimit -f {limit}; exec "$0" -c "$1" "$2" "$3" 1', sys.executable, FAULT_CHILD,
+             str(folder / "new.nc"), str(target)],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        out["faults"] += 1
+        out["full_disk_exit_code"] = child.returncode
+        # the documented refusal was printed (the exit code is reported apart: the netCDF library
+        # may crash while the interpreter shuts down after a failed write, after the message)
+        clean = "refused:" in child.stderr and "Traceback" not in child.stderr
+        out["faults_survived"] += int(clean and intact(target) and not list(folder.glob("full.*.tmp")))
+    return out
+
+
+def plausible_tables(n_bases: int) -> tuple[Counter[str], Counter[tuple[str, str]]]:
+    """Read every perturbation of ``n_bases`` valid tables (``tests/_plausible_tables.py``) and judge it."""
+    import _plausible_tables
+
+    return _plausible_tables.tally(n_bases, seed=0)
+
+
 def main() -> None:
     """Run the benchmark and print the table and the JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -303,6 +387,10 @@ def main() -> None:
     t1 = time.perf_counter()
     kills = kill_and_resume(n_kills, steps)
     t2 = time.perf_counter()
+    tables, per_kind = plausible_tables(12 if args.quick else 90)
+    t3 = time.perf_counter()
+    faults = file_faults(1 if args.quick else 3)
+    t4 = time.perf_counter()
     print(f"{'entry point':<24}{'inputs tried':>14}{'accepted':>10}{'raw tracebacks':>16}")
     for kind in tried:
         print(f"{kind:<24}{tried[kind]:>14}{accepted[kind]:>10}{raw[kind]:>16}")
@@ -315,14 +403,31 @@ def main() -> None:
         f"runs lost {kills['runs_lost']}; duplicates {kills['duplicates']}; "
         f"partial eval rows {kills['partial']}   ({t2 - t1:.1f} s)"
     )
+    print(f"\n{'plausible table':<44}{'right':>7}{'refused':>9}{'misread':>9}{'raw':>5}")
+    for kind in sorted({k for k, _ in per_kind}):
+        counts = [per_kind[kind, o] for o in ("right", "refused", "misread", "raw")]
+        print(f"{kind:<44}" + "".join(f"{c:>{w}}" for c, w in zip(counts, (7, 9, 9, 5), strict=True)))
+    print(
+        f"{'all':<44}{tables['right']:>7}{tables['refused']:>9}{tables['misread']:>9}{tables['raw']:>5}"
+        f"   ({t3 - t2:.1f} s)"
+    )
+    print(
+        f"file faults (SIGKILL during save, save under a file-size limit): {faults['faults']}; "
+        f"survived {faults['faults_survived']}; the file-size-limited save exited with code "
+        f"{faults.get('full_disk_exit_code')}   ({t4 - t3:.1f} s)"
+    )
     print(
         json.dumps(
             {
                 "bad_inputs_tried": total[0] - total[1],  # refused (documented error) or raw
-                "raw_tracebacks": sum(raw.values()),
+                "raw_tracebacks": sum(raw.values()) + tables["raw"],
                 "kills_survived": kills["kills_survived"],
                 "runs_lost": kills["runs_lost"],
                 "duplicates": kills["duplicates"],
+                "silent_misreads": tables["misread"],
+                "plausible_tables_tried": sum(tables.values()),
+                "faults_survived": faults["faults_survived"],
+                "faults_tried": faults["faults"],
             }
         )
     )

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayesmix.data.runs import MIX_PREFIX, read_table, validate_mixtures
+from bayesmix.data.runs import MIX_PREFIX, clean_headers, is_mixture_column, read_table, validate_mixtures
 from bayesmix.errors import InputError, NotEnoughDataError
 
 MIN_CHECKPOINTS = 3
@@ -154,7 +154,7 @@ class CurveTable:
                 f"give a share difference >= 0 (default {MIXTURE_TOLERANCE}; 0 matches exactly)",
             )
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
-        frame.columns = [str(c) for c in frame.columns]
+        frame.columns = clean_headers(frame.columns)
         if frame.columns.has_duplicates:
             dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
             raise InputError("table", f"repeats columns {dupes}", "give every column a unique name")
@@ -182,7 +182,7 @@ class CurveTable:
                 )
             frame["tokens"] = _numeric(frame, "step") * float(tokens_per_step)
         if mixture_columns is None:
-            mixture_columns = [c for c in frame.columns if c.startswith(MIX_PREFIX)]
+            mixture_columns = [c for c in frame.columns if is_mixture_column(c)]
         elif isinstance(mixture_columns, str) or not isinstance(mixture_columns, Sequence):
             raise InputError(
                 "mixture_columns", f"got {mixture_columns!r}", "give a list of column names, e.g. ['mix_web']"
@@ -239,7 +239,7 @@ class CurveTable:
                     "give each run one value on all its rows (a new mixture or size is a new run)",
                 )
         run_mix = per_run[list(mixture_columns)].first()
-        run_mix.columns = [c[len(MIX_PREFIX) :] if c.startswith(MIX_PREFIX) else c for c in mixture_columns]
+        run_mix.columns = [c[len(MIX_PREFIX) :] if is_mixture_column(c) else c for c in mixture_columns]
         written = run_mix.copy()
         run_mix = validate_mixtures(run_mix, renormalise=renormalise, field_name="mixture columns")
         run_size = per_run["model_size"].first()

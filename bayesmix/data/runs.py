@@ -43,6 +43,16 @@ BOOKKEEPING_NAMES = frozenset(
 )  # fmt: skip
 
 
+def clean_headers(columns: Sequence[Any]) -> list[str]:
+    """Column names as text without the spaces around them (spreadsheets pad headers)."""
+    return [str(c).strip() for c in columns]
+
+
+def is_mixture_column(name: str) -> bool:
+    """Whether a column holds a mixture share by the naming rule: ``mix_<domain>``, any case."""
+    return name[: len(MIX_PREFIX)].lower() == MIX_PREFIX
+
+
 def looks_like_bookkeeping(name: str, values: pd.Series) -> bool:
     """Whether a column the reader would take as a loss holds bookkeeping instead.
 
@@ -516,11 +526,14 @@ class RunTable:
         mixture_columns = _column_list(mixture_columns, "mixture_columns")
         loss_columns = _column_list(loss_columns, "loss_columns")
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
-        frame.columns = [str(c) for c in frame.columns]
+        frame.columns = clean_headers(frame.columns)
+        if frame.columns.has_duplicates:
+            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+            raise InputError("table", f"repeats columns {dupes}", "give every column a unique name")
         if run_column and run_column in frame.columns:
             frame = frame.set_index(run_column)
         if mixture_columns is None:
-            mixture_columns = [c for c in frame.columns if c.startswith(MIX_PREFIX)]
+            mixture_columns = [c for c in frame.columns if is_mixture_column(c)]
             names = [c[len(MIX_PREFIX) :] for c in mixture_columns]
             if not mixture_columns:
                 raise InputError(
@@ -601,7 +614,10 @@ class RunTable:
         if tokens is not None and (step is not None or not isinstance(tokens, int | float | np.integer | np.floating)):
             raise InputError("tokens", f"got {tokens!r} (with step={step!r})", "pass tokens=<a checkpoint's tokens> alone")
         frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
-        frame.columns = [str(c) for c in frame.columns]
+        frame.columns = clean_headers(frame.columns)
+        if frame.columns.has_duplicates:
+            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+            raise InputError("table", f"repeats columns {dupes}", "give every column a unique name")
         _require_columns(frame, [run, domain, loss], "long table columns")
         for name in (run, domain):
             if frame[name].isna().any():
@@ -611,7 +627,7 @@ class RunTable:
                     "fill or drop those rows",
                 )
         if mixture_columns is None:
-            mixture_columns = [c for c in frame.columns if c.startswith(MIX_PREFIX)]
+            mixture_columns = [c for c in frame.columns if is_mixture_column(c)]
             if not mixture_columns:
                 raise InputError(
                     "mixture_columns", f"no column starts with {MIX_PREFIX!r}", "pass mixture_columns=[...]"
@@ -637,7 +653,7 @@ class RunTable:
             raise InputError(
                 "mixture_columns", "a run has different mixtures on different rows", "fix the table"
             )
-        mixtures.columns = [c[len(MIX_PREFIX) :] if c.startswith(MIX_PREFIX) else c for c in mixture_columns]
+        mixtures.columns = [c[len(MIX_PREFIX) :] if is_mixture_column(c) else c for c in mixture_columns]
         meta_cols = [c for c in META_COLUMNS if c in frame.columns]
         meta = per_run[meta_cols].first() if meta_cols else pd.DataFrame(index=mixtures.index)
         if losses.isna().any().any():

@@ -66,6 +66,12 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
     -------
     pathlib.Path
         The netCDF path.
+
+    Raises
+    ------
+    InputError
+        ``idata`` is not a bayesmix fit, or the files cannot be written (full disk, file-size
+        limit, permissions): the temporary files are removed and a previous fit stays as it was.
     """
     path = Path(path)
     if path.suffix != ".nc":
@@ -73,8 +79,24 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
     attrs = getattr(idata, "posterior", None)
     if attrs is None or "bayesmix_spec" not in idata.posterior.attrs:
         raise InputError("idata", "is not a bayesmix fit", "save the result of bayesmix.fit")
-    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
+    sidecar_temporary = _sidecar(path).with_name(_sidecar(path).name + ".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _save_pair(idata, path, temporary, sidecar_temporary)
+    except OSError as exc:  # full disk, file-size limit, permissions: nothing half-written stays
+        for leftover in (temporary, sidecar_temporary):
+            leftover.unlink(missing_ok=True)
+        raise InputError(
+            "path",
+            f"could not write the fit to {str(path)!r} ({exc.strerror or exc})",
+            "free disk space or choose another folder; the previous fit there, if any, is unchanged",
+        ) from None
+    return path
+
+
+def _save_pair(idata: _arviz.InferenceData, path: Path, temporary: Path, sidecar_temporary: Path) -> None:
+    """Write both files under temporary names, then move them into place (see :func:`save`)."""
     _arviz.to_netcdf(idata, str(temporary))
     spec = ModelSpec.from_json(idata.posterior.attrs["bayesmix_spec"])
     sidecar = {
@@ -86,7 +108,6 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
         "netcdf": path.name,
         "netcdf_sha256": _sha256(temporary),
     }
-    sidecar_temporary = _sidecar(path).with_name(_sidecar(path).name + ".tmp")
     sidecar_temporary.write_text(json.dumps(sidecar, indent=2, sort_keys=True))
     # the sidecar is the commit point: until it is replaced, the previous pair stays loadable
     # (its netCDF under .prev, which load falls back to when the new netCDF does not match)
@@ -96,7 +117,6 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
     os.replace(temporary, path)
     os.replace(sidecar_temporary, _sidecar(path))
     previous.unlink(missing_ok=True)
-    return path
 
 
 def _previous(path: Path) -> Path:

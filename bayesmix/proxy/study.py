@@ -15,6 +15,9 @@ Layout::
     ladder: cpu                                   # or a YAML path
     max_eval_tokens: 8192
     train: {batch_size: 16, lr: 0.003, ...}       # TrainConfig fields
+
+Relative corpus paths and ``tokenizer.path`` are read from the study folder, not from the current
+working directory.
 """
 
 from __future__ import annotations
@@ -185,8 +188,59 @@ class Study:
         if kind == "gpt2":
             return gpt2_tokenizer()
         if kind == "auto":
-            return auto_tokenizer(spec["path"])
+            return self._auto_tokenizer(str(spec["path"]))
         raise InputError("tokenizer.kind", f"is {kind!r}", "use bpe, gpt2 or auto")
+
+    def _auto_tokenizer(self, raw: str) -> Tokenizer:
+        """Load ``tokenizer: {kind: auto, path: ...}``, a relative path read from the study folder.
+
+        Parameters
+        ----------
+        raw
+            The path as written in ``study.yaml``; relative paths resolve against the study
+            folder, like the corpus paths, whatever the current working directory.
+
+        Returns
+        -------
+        Tokenizer
+            Named by ``raw`` (so run records do not change when the study folder moves).
+
+        Raises
+        ------
+        InputError
+            Naming ``tokenizer.path`` and the resolved folder when it is missing or holds no
+            tokenizer that ``transformers`` can load.
+        """
+        yaml_path = self.folder / "study.yaml"
+        field = f"{yaml_path}: tokenizer.path"
+        given = Path(raw)
+        folder = (given if given.is_absolute() else self.folder / given).absolute()
+        relative = (
+            ""
+            if given.is_absolute()
+            else f" (relative paths are read from the study folder {self.folder.absolute()})"
+        )
+        if not folder.is_dir():
+            raise InputError(
+                field,
+                f"{raw!r} resolves to {folder}, which is not a folder{relative}",
+                f"save the tokenizer there with save_pretrained, or set tokenizer.path in {yaml_path} "
+                "to its folder (absolute, or relative to the study folder)",
+            )
+        try:
+            tok = auto_tokenizer(folder)
+        except InputError as err:
+            raise InputError(field, err.problem, err.fix) from None
+        except (OSError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                field,
+                f"{folder} holds no tokenizer that transformers can load ({type(exc).__name__}: {first})",
+                "save a tokenizer there with save_pretrained (tokenizer.json or vocab/merges files), "
+                "or point tokenizer.path at such a folder",
+            ) from None
+        tok.name = str(given)
+        return tok
 
     def prepare(self, seq_lens: list[int] | None = None) -> Prepared:
         """Load the corpus, build the tokenizer and tokenize for every sequence length needed."""

@@ -3,12 +3,18 @@
 Every loader applies the same fixed whole-document validation split and byte budgets as the
 embedded corpus (:mod:`bayesmix.data.corpus.split`). Documents are taken in file order (sorted
 file names, then line or row order); shuffle your files beforehand if that order is not random.
+
+Local files are read safely: a symbolic link inside an imported folder whose target lies outside
+that folder is refused, text and JSONL files are streamed, and one domain may read at most
+:data:`MAX_DOMAIN_BYTES` (file sizes are checked before anything is read).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,17 @@ TEXT_SUFFIXES = (".txt", ".md")
 JSONL_SUFFIXES = (".jsonl", ".json")
 PARQUET_SUFFIXES = (".parquet",)
 _DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+MAX_DOMAIN_BYTES = 64 * 1024 * 1024
+"""Most bytes of local files one domain may read (64 MiB; override with ``max_domain_bytes``).
+
+The largest embedded domain (technical, about 40 MB of text when ``corpus build`` reads it whole)
+fits with room for JSONL markup, and CPU proxies train on 2 MB per domain by default. Text and
+JSONL files count their UTF-8 text as it is streamed, Parquet files their size on disk. With no
+byte budget (``train_bytes`` or ``validation_bytes`` is ``None``) every file is read, so the sizes
+of a domain's files are summed and checked before any of them is opened.
+"""
+_CHUNK_CHARS = 1 << 20
 
 
 def domain_name(raw: str) -> str:
@@ -40,19 +57,113 @@ def _check_name(name: str) -> None:
         )
 
 
+def _link_outside(path: Path, top: Path, root: Path) -> None:
+    """Refuse ``path`` (found under folder ``top``) when it resolves outside ``root`` through a link."""
+    target = path.resolve()
+    if target.is_relative_to(root):
+        return
+    link = path
+    current = top
+    for part in path.relative_to(top).parts:
+        current = current / part
+        if current.is_symlink():
+            link = current
+            break
+    raise InputError(
+        str(link),
+        f"is a symbolic link to {target}, outside the imported folder {root}",
+        f"copy the file into the folder in place of the link (cp --remove-destination "
+        f"{shlex.quote(str(target))} {shlex.quote(str(link))}) or remove the link",
+    )
+
+
 def _files(path: Path) -> list[Path]:
+    """List a file, or the text/JSONL/Parquet files under a folder (sorted); refuse links that leave it."""
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(
+        root = path.resolve()
+        found = sorted(
             p
             for p in path.rglob("*")
-            if p.is_file() and p.suffix in TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
+            if p.suffix in TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES and p.is_file()
         )
+        for p in found:
+            _link_outside(p, path, root)
+        return found
     raise InputError(str(path), "does not exist", "give an existing file or folder")
 
 
-def read_file(path: Path, text_field: str = "text") -> Iterator[Document]:
+def _limit_fix(limit: int) -> str:
+    return (
+        f"give the domain at most {limit:,} bytes of text (import a sample of its documents), "
+        "or raise the limit with max_domain_bytes (a load_local argument, or corpus.max_domain_bytes "
+        "in study.yaml)"
+    )
+
+
+class _ByteCap:
+    """Count the bytes one domain reads and refuse the read that would pass ``limit``."""
+
+    def __init__(self, domain: str, limit: int):
+        self.domain = domain
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def room(self) -> int:
+        """Bytes the domain may still read."""
+        return max(self.limit - self.used, 0)
+
+    def take(self, n_bytes: int, path: Path) -> None:
+        """Count ``n_bytes`` read from ``path``; raise once the domain has read more than the limit."""
+        self.used += n_bytes
+        if self.used > self.limit:
+            raise InputError(
+                str(path),
+                f"takes domain {self.domain!r} past its limit of {self.limit:,} bytes "
+                f"(max_domain_bytes; reading stopped there)",
+                _limit_fix(self.limit),
+            )
+
+
+def _check_sizes(domain: str, files: Sequence[Path], limit: int, reads_all: bool) -> None:
+    """Refuse, from the sizes on disk alone, files a domain cannot read within ``limit`` bytes.
+
+    A text or Parquet file is read whole, so one larger than the limit is refused; when every file
+    is read (no byte budget) their total must fit as well.
+    """
+    sizes = {f: os.stat(f).st_size for f in files}
+    for f, size in sizes.items():
+        if f.suffix.lower() in TEXT_SUFFIXES + PARQUET_SUFFIXES and size > limit:
+            raise InputError(
+                str(f),
+                f"is {size:,} bytes, more than domain {domain!r} may read ({limit:,} bytes, "
+                "max_domain_bytes); nothing was read",
+                _limit_fix(limit),
+            )
+    total = sum(sizes.values())
+    if reads_all and total > limit:
+        largest = max(sizes, key=lambda f: sizes[f])
+        raise InputError(
+            f"domain {domain!r}",
+            f"has {total:,} bytes in {len(files)} files (largest {largest}, {sizes[largest]:,} bytes), "
+            f"more than its limit of {limit:,} bytes (max_domain_bytes); nothing was read",
+            _limit_fix(limit) + ", or set train_bytes and validation_bytes to read only part of it",
+        )
+
+
+def _check_limit(max_domain_bytes: object) -> int:
+    if not isinstance(max_domain_bytes, int) or isinstance(max_domain_bytes, bool) or max_domain_bytes <= 0:
+        raise InputError(
+            "max_domain_bytes",
+            f"is {max_domain_bytes!r}",
+            f"give a positive number of bytes (default {MAX_DOMAIN_BYTES:,})",
+        )
+    return max_domain_bytes
+
+
+def read_file(path: Path, text_field: str = "text", max_bytes: int = MAX_DOMAIN_BYTES) -> Iterator[Document]:
     """Yield the documents of one local file.
 
     Parameters
@@ -62,18 +173,54 @@ def read_file(path: Path, text_field: str = "text") -> Iterator[Document]:
         ``text_field``) or a ``.parquet`` file (one row per document, text in column ``text_field``).
     text_field
         Field or column holding the text.
+    max_bytes
+        Most bytes to read (see :data:`MAX_DOMAIN_BYTES`); a text or Parquet file larger on disk
+        is refused before it is opened, and streaming stops at the limit.
 
     Yields
     ------
     Document
         Documents with ids ``"<file name>"`` or ``"<file name>#<line or row>"``.
+
+    Raises
+    ------
+    InputError
+        A file past ``max_bytes``, a JSONL line that is not a JSON object with the text field, a
+        Parquet file without the column, or an unsupported suffix.
     """
+    limit = _check_limit(max_bytes)
+    _check_sizes(path.name, [path], limit, reads_all=False)
+    yield from _read(path, text_field, _ByteCap(path.name, limit))
+
+
+def _read_text(path: Path, cap: _ByteCap) -> str:
+    """Read a text file in chunks, counting its UTF-8 bytes against ``cap``."""
+    parts = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        while chunk := fh.read(min(_CHUNK_CHARS, cap.room + 1)):
+            cap.take(len(chunk.encode("utf-8")), path)
+            parts.append(chunk)
+    return "".join(parts)
+
+
+def _read(path: Path, text_field: str, cap: _ByteCap) -> Iterator[Document]:
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        yield Document(path.name, path.read_text(encoding="utf-8", errors="replace"))
+        yield Document(path.name, _read_text(path, cap))
     elif suffix in JSONL_SUFFIXES:
         with path.open(encoding="utf-8") as fh:
-            for i, line in enumerate(fh):
+            i = -1
+            while True:
+                i += 1
+                try:
+                    line = fh.readline(cap.room + 1)
+                except UnicodeDecodeError as exc:
+                    raise InputError(
+                        f"{path} near line {i + 1}", f"is not UTF-8 ({exc.reason})", "save the file as UTF-8"
+                    ) from None
+                if not line:
+                    break
+                cap.take(len(line.encode("utf-8")), path)
                 if not line.strip():
                     continue
                 try:
@@ -92,6 +239,7 @@ def read_file(path: Path, text_field: str = "text") -> Iterator[Document]:
     elif suffix in PARQUET_SUFFIXES:
         import pandas as pd
 
+        cap.take(os.stat(path).st_size, path)
         frame = pd.read_parquet(path, columns=None)
         if text_field not in frame.columns:
             raise InputError(
@@ -118,6 +266,7 @@ def load_local(
     train_bytes: int | None = None,
     validation_bytes: int | None = None,
     val_fraction: float = DEFAULT_VAL_FRACTION,
+    max_domain_bytes: int = MAX_DOMAIN_BYTES,
 ) -> Corpus:
     """Load a corpus from local files, one entry per domain.
 
@@ -131,23 +280,35 @@ def load_local(
         Per-domain byte budgets (``None``: everything).
     val_fraction
         Fraction of whole documents held out for validation.
+    max_domain_bytes
+        Most bytes one domain may read (see :data:`MAX_DOMAIN_BYTES`).
 
     Returns
     -------
     Corpus
         The domains in the order given.
+
+    Raises
+    ------
+    InputError
+        A missing path, a symbolic link in a folder that points outside it, a domain whose files
+        pass ``max_domain_bytes`` (refused from their sizes before reading where possible), or a
+        file that cannot be read as text.
     """
     if not paths:
         raise InputError("paths", "is empty", "give at least one {domain: path}")
+    limit = _check_limit(max_domain_bytes)
     splits = {}
     for name, spec in paths.items():
         _check_name(name)
         split = BudgetedSplit(name, train_bytes, validation_bytes, val_fraction)
-        for p in [spec] if isinstance(spec, str | Path) else list(spec):
-            for f in _files(Path(p)):
-                if split.full():
-                    break
-                split.extend(read_file(f, text_field))
+        files = [f for p in ([spec] if isinstance(spec, str | Path) else list(spec)) for f in _files(Path(p))]
+        _check_sizes(name, files, limit, reads_all=train_bytes is None or validation_bytes is None)
+        cap = _ByteCap(name, limit)
+        for f in files:
+            if split.full():
+                break
+            split.extend(_read(f, text_field, cap))
         splits[name] = split
     return _finish(splits, source="local files")
 

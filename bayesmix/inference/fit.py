@@ -132,7 +132,10 @@ def fit(
     interpolate the runs and report no noise.
     """
     law = MixingLaw() if law is None else law
-    if method == "laplace":
+    if method in ("laplace", "map"):
+        # the non-centred form: its joint density has a proper mode (the centred one grows without
+        # bound as the hierarchy's spreads shrink, so its "mode" flattens every slope to the
+        # pooled centre: 0.07-0.09 nats off on 12 runs x 5 domains, against 0.006-0.008)
         law = law.laplace_form()
     if not isinstance(runs, RunTable):
         raise InputError("runs", f"got {type(runs).__name__}", "build a RunTable (RunTable.from_wide, ...)")

@@ -130,3 +130,28 @@ def test_interval_coverage_on_simulated_ground_truth():
         hits.append(((summary["lower"].values <= true) & (true <= summary["upper"].values)).ravel())
     coverage = float(np.concatenate(hits).mean())
     assert 0.85 <= coverage <= 0.95, coverage
+
+
+def test_a_table_of_final_losses_is_fitted_with_the_minimums_it_was_accepted_with(tmp_path):
+    """One loss per run (runs varying in N and D): a Chinchilla-style L(N, D), not a refusal."""
+    import warnings
+
+    import bayesmix as bm
+
+    truth = random_nested_truth(2, seed=0)
+    frame, mixtures = simulate_curves(truth, n_mixtures=4, model_sizes=(2e7, 5e7, 1.2e8), seed=0)
+    frame["run"] = frame["run"] + "-D" + frame["tokens"].map(lambda d: f"{d:.3g}")
+    with pytest.raises(NotEnoughDataError, match="min_checkpoints=1"):
+        CurveTable.from_long(frame)
+    table = CurveTable.from_long(frame, min_checkpoints=1)
+    assert table.final_losses_only and table.min_checkpoints == 1
+    with pytest.raises(InputError, match="method='joint'"):
+        fit_nested(table, method="staged", draws=50, tune=50, chains=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = fit_nested(table, draws=200, tune=300, chains=2, seed=0)
+        draws = predict_target(fitted, model_size=3e8, tokens=4e10, kind="mean", mixtures=mixtures[:1])
+    predicted = draws.sel(domain=list(truth.domains)).mean("sample").values[0]
+    np.testing.assert_allclose(predicted, truth.mean_loss(mixtures[0], 3e8, 4e10)[0], rtol=0.03)
+    bm.save_nested(fitted, tmp_path / "nested")
+    assert bm.load_nested(tmp_path / "nested").table.min_checkpoints == 1

@@ -21,6 +21,7 @@ another is one mixture; mixtures that cannot be matched unambiguously are refuse
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import numbers
 import os
@@ -57,12 +58,17 @@ class CurveTable:
         One row per mixture id, one column per training domain (rows on the simplex).
     runs
         One row per run (index ``run``): ``mixture`` and ``model_size``.
+    min_checkpoints, min_sizes
+        The minimums this table was accepted with (:meth:`from_long`); the fits on it use the
+        same ones, so a table of final losses (``min_checkpoints=1``) is fitted, not refused.
     """
 
     frame: pd.DataFrame
     mixtures: pd.DataFrame
     runs: pd.DataFrame
     domain_order: tuple[str, ...] = ()
+    min_checkpoints: int = MIN_CHECKPOINTS
+    min_sizes: int = MIN_SIZES
 
     @property
     def domains(self) -> list[str]:
@@ -251,12 +257,29 @@ class CurveTable:
         frame = frame[["run", "domain", "loss", "tokens", "model_size"]].copy()
         frame["mixture"] = runs.loc[frame["run"], "mixture"].to_numpy()
         frame = frame.sort_values(["run", "domain", "tokens"], kind="stable").reset_index(drop=True)
-        table = cls(frame=frame, mixtures=mixtures, runs=runs, domain_order=domain_order)
-        table.check_enough(min_checkpoints=min_checkpoints, min_sizes=min_sizes)
+        table = cls(
+            frame=frame,
+            mixtures=mixtures,
+            runs=runs,
+            domain_order=domain_order,
+            min_checkpoints=int(min_checkpoints),
+            min_sizes=int(min_sizes),
+        )
+        table.check_enough()
         return table
 
-    def check_enough(self, min_checkpoints: int = MIN_CHECKPOINTS, min_sizes: int = MIN_SIZES) -> None:
-        """Raise :class:`NotEnoughDataError` when a stage of the nested pipeline lacks data."""
+    @property
+    def final_losses_only(self) -> bool:
+        """Whether every run has a single checkpoint (a table of final losses, no curves)."""
+        return bool(self.frame.groupby(["run", "domain"]).size().max() == 1)
+
+    def check_enough(self, min_checkpoints: int | None = None, min_sizes: int | None = None) -> None:
+        """Raise :class:`NotEnoughDataError` when a stage of the nested pipeline lacks data.
+
+        The minimums default to the ones the table was accepted with.
+        """
+        min_checkpoints = self.min_checkpoints if min_checkpoints is None else min_checkpoints
+        min_sizes = self.min_sizes if min_sizes is None else min_sizes
         counts = self.frame.groupby(["run", "domain"]).size()
         if (counts < min_checkpoints).any():
             (run, domain), n = counts.idxmin(), int(counts.min())
@@ -264,7 +287,8 @@ class CurveTable:
                 "checkpoints",
                 f"run {run!r} has {n} checkpoints for domain {domain!r}; the step law needs "
                 f"at least {min_checkpoints}",
-                "evaluate more checkpoints of that run, or drop it",
+                "evaluate more checkpoints of that run, or drop it; for a table of final losses (one "
+                "per run, the runs varying in tokens) pass min_checkpoints=1 to CurveTable.from_long",
             )
         n_sizes = len(self.model_sizes)
         if n_sizes < min_sizes:
@@ -288,7 +312,7 @@ class CurveTable:
         frame = self.frame[keep].reset_index(drop=True)
         runs = self.runs.loc[pd.unique(frame["run"])]
         mixtures = self.mixtures.loc[pd.unique(runs["mixture"])]
-        table = CurveTable(frame=frame, mixtures=mixtures, runs=runs, domain_order=self.domain_order)
+        table = dataclasses.replace(self, frame=frame, mixtures=mixtures, runs=runs)
         if len(frame) == 0:
             raise NotEnoughDataError("table", "no checkpoint left after the selection", "select less")
         table.check_enough()

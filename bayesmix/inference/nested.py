@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesmix.data.curves import CurveTable
+from bayesmix.data.curves import MIN_SIZES, CurveTable
 from bayesmix.data.runs import validate_mixtures
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
@@ -363,7 +363,9 @@ def fit_nested(
         law per run, then size law per mixture), each stage carried by its draws; the size
         stage is fitted when a target is asked for (it depends on the target tokens).
     run_effect
-        Joint model only: per-run offsets, correlated across domains.
+        Joint model only: per-run offsets, correlated across domains. Off for a table of final
+        losses (one checkpoint per run, ``CurveTable.from_long(..., min_checkpoints=1)``):
+        there the joint law is a Chinchilla-style ``L(N, D)`` over the runs' final losses.
     sampler, draws, tune, chains, target_accept, seed, strict, progressbar
         NUTS settings (as in :func:`bayesmix.fit`); the same seed gives the same numbers.
     likelihood, nu
@@ -403,7 +405,9 @@ def fit_nested(
         raise InputError(
             "mixing_target_accept", f"got {mixing_target_accept!r}", "give a value in [0.5, 1), e.g. 0.95"
         )
-    table.check_enough()  # e.g. one model size: the size law's exponent would be prior only
+    # the table's own minimum of checkpoints (1 for a table of final losses); at least two model
+    # sizes whatever the table accepted: with one, the size law's exponent would be prior only
+    table.check_enough(min_sizes=max(table.min_sizes, MIN_SIZES))
     settings = {
         "sampler": sampler,
         "draws": int(draws),
@@ -418,6 +422,16 @@ def fit_nested(
         "mixing_target_accept": float(mixing_target_accept),
     }
     health: dict[str, SamplerHealth] = {}
+    if table.final_losses_only:
+        if method != "joint":
+            raise InputError(
+                "method",
+                "the staged pipeline fits a step law per run, and every run of this table has one checkpoint",
+                "use method='joint' (one L(N, D) over the runs' final losses)",
+            )
+        if run_effect:  # one loss per run: a run's offset and its noise are the same number
+            logger.info("one checkpoint per run: fitting the joint law without a per-run effect")
+            run_effect = False
     if method == "joint":
         model, curves, _ = build_joint_model(table, run_effect=run_effect, likelihood=likelihood, nu=nu)
         names = _scaling_names(JointScalingLaw()) + (["run_sd", "run_corr"] if run_effect else [])

@@ -112,6 +112,8 @@ def save_nested(fitted: NestedFit, folder: str | os.PathLike[str]) -> Path:
         "fit_seconds": fitted.fit_seconds,
         "health": {stage: json.loads(h.to_json()) for stage, h in fitted.health.items()},
         "domain_order": list(table.domain_order),
+        "min_checkpoints": int(table.min_checkpoints),
+        "min_sizes": int(table.min_sizes),
         "size_stages": size_stages,
         "mixing_stages": mixing_stages,
         "sha256": {name: _sha256(folder / name) for name in files},
@@ -173,7 +175,7 @@ def _read_manifest(folder: Path, allow_other_version: bool) -> dict[str, Any]:
     return manifest
 
 
-def _read_table(folder: Path, domain_order: list[str]) -> CurveTable:
+def _read_table(folder: Path, domain_order: list[str], minimums: dict[str, int] | None = None) -> CurveTable:
     try:
         # keep_default_na=False: a run or domain named "NA" or "null" stays a name
         frame = pd.read_csv(
@@ -188,7 +190,9 @@ def _read_table(folder: Path, domain_order: list[str]) -> CurveTable:
     except (ValueError, KeyError, pd.errors.ParserError) as exc:
         raise IncompatibleFileError(f"{folder} holds unreadable curve tables ({exc})") from None
     mixtures.columns = [str(c) for c in mixtures.columns]
-    return CurveTable(frame=frame, mixtures=mixtures, runs=runs, domain_order=tuple(domain_order))
+    return CurveTable(
+        frame=frame, mixtures=mixtures, runs=runs, domain_order=tuple(domain_order), **(minimums or {})
+    )
 
 
 def _read_netcdf(path: Path) -> _arviz.InferenceData:
@@ -218,7 +222,8 @@ def load_nested(folder: str | os.PathLike[str], *, allow_other_version: bool = F
     if folder.name == MANIFEST:
         folder = folder.parent
     manifest = _read_manifest(folder, allow_other_version)
-    table = _read_table(folder, manifest["domain_order"])
+    minimums = {k: int(manifest[k]) for k in ("min_checkpoints", "min_sizes") if k in manifest}
+    table = _read_table(folder, manifest["domain_order"], minimums)
     method = manifest["method"]
     by = "mixture" if method == "joint" else "run"
     curves = group_curves(table.frame, by, table.domains)

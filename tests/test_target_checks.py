@@ -194,3 +194,13 @@ def test_cli_optimise_prints_the_project_fix(tmp_path, fitted):
     assert result.exit_code == 2, result.output
     assert "project.target" in result.output and "below every run" in result.output
     assert "study.yaml" in result.output and "force=True" not in result.output
+
+
+def test_target_fit_checks_its_target_like_predict_target(fitted):
+    from bayesmix.inference.nested_target import target_fit
+
+    with pytest.raises(InputError, match="below every run") as refused:
+        target_fit(fitted, model_size=4.2e6, tokens=3e10)
+    assert refused.value.field == "model_size" and "force=True" in refused.value.fix
+    with pytest.raises(InputError, match="e-folds"):
+        target_fit(fitted, model_size=3e7 * np.exp(MAX_EFOLDS + 0.5), tokens=3e10)

@@ -14,13 +14,15 @@ import json
 
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
-from bayesmix.inference.nested import NestedFit, _mixing_stage, check_target_scale
+from bayesmix.inference.nested import NestedFit, _mixing_stage, check_target
 from bayesmix.laws.mixing import MixingLaw
 from bayesmix.models.mixing_model import ModelSpec
 from bayesmix.versions import package_versions
 
 
-def target_fit(fitted: NestedFit, *, model_size: float, tokens: float) -> _arviz.InferenceData:
+def target_fit(
+    fitted: NestedFit, *, model_size: float, tokens: float, force: bool = False
+) -> _arviz.InferenceData:
     """The mixing law at ``(model_size, tokens)``, fitted from the nested fit's target draws.
 
     Parameters
@@ -28,7 +30,11 @@ def target_fit(fitted: NestedFit, *, model_size: float, tokens: float) -> _arviz
     fitted
         Result of :func:`~bayesmix.inference.nested.fit_nested`.
     model_size, tokens
-        Target scale ``N*`` (the table's size unit) and ``D*`` (training tokens).
+        Target scale ``N*`` (the table's size unit) and ``D*`` (training tokens), checked
+        against the runs as in :func:`~bayesmix.inference.nested.predict_target`
+        (:func:`~bayesmix.inference.nested.check_target`).
+    force
+        Fit a target below every run or more than ``MAX_EFOLDS`` beyond them anyway.
 
     Returns
     -------
@@ -40,11 +46,17 @@ def target_fit(fitted: NestedFit, *, model_size: float, tokens: float) -> _arviz
     Raises
     ------
     InputError, NotEnoughDataError
-        Bad scale, or too few observed mixtures for the mixing law.
+        Bad scale (below the runs or absurdly far, unless ``force``), or too few observed
+        mixtures for the mixing law.
+
+    Warns
+    -----
+    TargetExtrapolationWarning
+        The target lies more than a few e-folds beyond the runs.
     """
     if not isinstance(fitted, NestedFit):
         raise InputError("fitted", f"got {type(fitted).__name__}", "pass the result of bayesmix.fit_nested")
-    check_target_scale(model_size, tokens)
+    check_target(fitted, model_size, tokens, force=force)
     stage = _mixing_stage(fitted, float(model_size), float(tokens))
     idata = _arviz.copy(stage)
     spec = ModelSpec(

@@ -502,3 +502,13 @@ def warnings_or_none(killed_at: int):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         yield record
+
+
+def test_a_resumed_checkpoint_is_named_by_its_step():
+    rows = [
+        {"run": "r1", "domain": "web", "loss": 3.0 - 0.1 * k, "step": step, "model_size": 1e7, "mix_web": 1.0}
+        for k, step in enumerate((100, 200, 300, 300))
+    ]
+    with pytest.raises(bm.InputError, match="at step 300 ") as info:
+        CurveTable.from_long(pd.DataFrame(rows), tokens_per_step=4096)
+    assert "tokens" not in info.value.problem

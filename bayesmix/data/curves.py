@@ -229,10 +229,13 @@ class CurveTable:
         domain_order = tuple(pd.unique(frame["domain"]))
         if frame.duplicated(subset=["run", "domain", "tokens"]).any():
             dup = frame[frame.duplicated(subset=["run", "domain", "tokens"])].iloc[0]
+            # name the checkpoint in the table's own units: its step when the table has steps
+            where = f"step {dup['step']:.6g}" if "step" in frame.columns else f"{dup['tokens']:.6g} tokens"
             raise InputError(
                 "table",
-                f"several losses for run {dup['run']!r}, domain {dup['domain']!r} at {dup['tokens']:.6g} tokens",
-                "keep one row per run, domain and checkpoint",
+                f"several losses for run {dup['run']!r}, domain {dup['domain']!r} at {where} (a resumed "
+                "run evaluated twice?)",
+                "keep one row per run, domain and checkpoint (e.g. the last evaluation of a resumed run)",
             )
         per_run = frame.groupby("run", sort=False)
         for column in [*mixture_columns, "model_size"]:

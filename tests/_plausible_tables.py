@@ -46,7 +46,8 @@ def _base(rng: np.random.Generator) -> RunTable:
     return simulate_runs(law, int(rng.integers(m + 8, 40)), seed=int(rng.integers(1 << 30)))
 
 
-def _long(runs: RunTable) -> pd.DataFrame:
+def long_table(runs: RunTable) -> pd.DataFrame:
+    """``runs`` in the long layout: one row per run and domain, the run's mixture repeated."""
     wide = runs.to_wide()
     mix = [c for c in wide.columns if c.startswith("mix_")]
     return wide.melt(id_vars=["run", *mix], value_vars=runs.domains, var_name="domain", value_name="loss")
@@ -94,7 +95,7 @@ def _wide_cases(runs: RunTable, rng: np.random.Generator, folder: Path) -> Itera
 
 
 def _long_cases(runs: RunTable, rng: np.random.Generator) -> Iterator[Case]:
-    long = _long(runs)
+    long = long_table(runs)
     truth = (runs.mixtures, runs.losses)
     yield Case("long table", lambda: RunTable.from_long(long), *truth)
     yield Case(

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from _plausible_tables import long_table
 from typer.testing import CliRunner
 
 import bayesmix as bm
@@ -271,13 +272,7 @@ def test_run_table_constructor_advice_works(runs3):
     ],
 )
 def test_every_run_table_advice_names_an_argument_of_the_importer(runs3, importer, table, keyword):
-    wide = runs3.to_wide()
-    long = wide.melt(
-        id_vars=["run", *[c for c in wide.columns if c.startswith("mix_")]],
-        value_vars=runs3.domains,
-        var_name="domain",
-        value_name="loss",
-    )
+    wide, long = runs3.to_wide(), long_table(runs3)
     bad = table(wide, long)
     read = getattr(RunTable, importer)
     with pytest.raises(bm.InputError) as info:
@@ -325,12 +320,7 @@ def test_cli_advice_names_the_flag_and_following_it_works(runs3, tmp_path):
 
 
 def test_cli_marks_python_only_advice(runs3, tmp_path):
-    long = runs3.to_wide().melt(
-        id_vars=["run", *[f"mix_{d}" for d in runs3.train_domains]],
-        value_vars=runs3.domains,
-        var_name="domain",
-        value_name="loss",
-    )
+    long = long_table(runs3)
     pd.concat([long.assign(step=1), long.assign(step=2)]).to_csv(tmp_path / "long.csv", index=False)
     result = runner.invoke(app, ["fit", str(tmp_path / "long.csv"), "--layout", "long", "--method", "map"])
     assert result.exit_code == 2
@@ -405,13 +395,7 @@ def test_runs_of_different_lengths_are_refused_and_a_common_step_reads_them(mixi
 
 
 def test_same_length_runs_read_at_their_last_step(runs3):
-    wide = runs3.to_wide()
-    long = wide.melt(
-        id_vars=["run", *[c for c in wide.columns if c.startswith("mix_")]],
-        value_vars=runs3.domains,
-        var_name="domain",
-        value_name="loss",
-    )
+    long = long_table(runs3)
     two = pd.concat([long.assign(step=100, loss=long["loss"] + 0.5), long.assign(step=200)])
     table = RunTable.from_long(two, step="last")
     pd.testing.assert_frame_equal(

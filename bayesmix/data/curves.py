@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayesmix.data.runs import MIX_PREFIX, clean_headers, is_mixture_column, read_table, validate_mixtures
+from bayesmix.data.runs import MIX_PREFIX, is_mixture_column, table_frame, validate_mixtures
 from bayesmix.errors import InputError, NotEnoughDataError
 
 MIN_CHECKPOINTS = 3
@@ -159,11 +159,7 @@ class CurveTable:
                 f"got {mixture_tolerance!r}",
                 f"give a share difference >= 0 (default {MIXTURE_TOLERANCE}; 0 matches exactly)",
             )
-        frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
-        frame.columns = clean_headers(frame.columns)
-        if frame.columns.has_duplicates:
-            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
-            raise InputError("table", f"repeats columns {dupes}", "give every column a unique name")
+        frame = table_frame(table)
         _require(frame, ["run", "domain", "loss", "model_size"])
         if len(frame) == 0:
             raise NotEnoughDataError("table", "has no rows", "give one row per run, domain and checkpoint")

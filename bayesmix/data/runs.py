@@ -27,6 +27,7 @@ from bayesmix.errors import InputError, NotEnoughDataError
 
 #: how far a mixture row's sum may be from 1 before it is rejected (unless renormalising)
 SUM_TOLERANCE = 1e-3
+logger = logging.getLogger(__name__)
 #: runs needed beyond the law's parameters per validation domain: with exactly as many runs as
 #: parameters the fit interpolates the runs and cannot tell the law from the noise
 RUNS_MARGIN = 1
@@ -43,9 +44,18 @@ BOOKKEEPING_NAMES = frozenset(
 )  # fmt: skip
 
 
-def clean_headers(columns: Sequence[Any]) -> list[str]:
-    """Column names as text without the spaces around them (spreadsheets pad headers)."""
-    return [str(c).strip() for c in columns]
+def table_frame(table: pd.DataFrame | str | os.PathLike[str], what: str = "table") -> pd.DataFrame:
+    """A copy of ``table`` (a DataFrame, or read from a file) with clean, unique column names.
+
+    Names become text without the spaces around them (spreadsheets pad headers); a name that
+    then appears twice is refused.
+    """
+    frame = read_table(table, what) if not isinstance(table, pd.DataFrame) else table.copy()
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.columns.has_duplicates:
+        dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise InputError(what, f"repeats columns {dupes}", "give every column a unique name")
+    return frame
 
 
 def is_mixture_column(name: str) -> bool:
@@ -66,8 +76,6 @@ def looks_like_bookkeeping(name: str, values: pd.Series) -> bool:
         return True
     numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     return len(numbers) > 1 and bool(np.all(numbers >= 0) and np.all(np.mod(numbers, 1.0) == 0))
-
-logger = logging.getLogger(__name__)
 
 
 def read_table(path: str | os.PathLike[str], what: str = "path") -> pd.DataFrame:
@@ -525,11 +533,7 @@ class RunTable:
         """
         mixture_columns = _column_list(mixture_columns, "mixture_columns")
         loss_columns = _column_list(loss_columns, "loss_columns")
-        frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
-        frame.columns = clean_headers(frame.columns)
-        if frame.columns.has_duplicates:
-            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
-            raise InputError("table", f"repeats columns {dupes}", "give every column a unique name")
+        frame = table_frame(table)
         if run_column and run_column in frame.columns:
             frame = frame.set_index(run_column)
         if mixture_columns is None:
@@ -613,11 +617,7 @@ class RunTable:
             raise InputError("step", f"got {step!r}", "pass step=<a checkpoint's step>, step='last', or leave it out")
         if tokens is not None and (step is not None or not isinstance(tokens, int | float | np.integer | np.floating)):
             raise InputError("tokens", f"got {tokens!r} (with step={step!r})", "pass tokens=<a checkpoint's tokens> alone")
-        frame = read_table(table, "table") if not isinstance(table, pd.DataFrame) else table.copy()
-        frame.columns = clean_headers(frame.columns)
-        if frame.columns.has_duplicates:
-            dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
-            raise InputError("table", f"repeats columns {dupes}", "give every column a unique name")
+        frame = table_frame(table)
         _require_columns(frame, [run, domain, loss], "long table columns")
         for name in (run, domain):
             if frame[name].isna().any():

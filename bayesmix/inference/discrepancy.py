@@ -98,7 +98,7 @@ def law_residuals(idata: Any, mixtures: np.ndarray, losses: np.ndarray, seed: in
     return np.asarray(losses, dtype=float) - expected, np.asarray(sigma, dtype=float)
 
 
-def attach_residuals(idata: Any, law: Law, runs: RunTable) -> None:
+def attach_residuals(idata: Any, runs: RunTable) -> None:
     """Store what the discrepancy conditions on in ``idata.constant_data`` (in place).
 
     ``discrepancy_residual`` ``(run, domain)``: the runs' losses minus the law's posterior-mean

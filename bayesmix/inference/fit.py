@@ -25,11 +25,11 @@ from bayesmix.versions import package_versions
 PAPER_MIN_LOSS = 0.02
 
 METHODS = ("nuts", "laplace", "map", "paper")
+SAMPLERS = ("nutpie", "pymc")
 
 
 class DiscrepancySkippedWarning(UserWarning):
     """``fit(..., discrepancy="auto")`` fitted the law alone: region backtests were not possible."""
-SAMPLERS = ("nutpie", "pymc")
 
 
 def fit(
@@ -201,9 +201,7 @@ def fit(
             idata = _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar)
     seconds = time.perf_counter() - started
     names = (
-        [p.name for p in law.parameters]
-        + ["sigma"]
-        + (["exponent"] if "exponent" in idata.posterior else [])
+        [p.name for p in law.parameters] + ["sigma"] + (["exponent"] if "exponent" in idata.posterior else [])
     )
     if method == "laplace":
         health = laplace_health(laplace_draws, chains=chains, draws=draws)
@@ -217,7 +215,7 @@ def fit(
     attrs["bayesmix_fit_seconds"] = float(seconds)
     attrs["bayesmix_seed"] = int(seed)
     if settings is not None:
-        attach_residuals(idata, law, runs)
+        attach_residuals(idata, runs)
         if calibration is not None:
             attrs["bayesmix_discrepancy_backtests"] = calibration.to_json()
     report_health(health, strict=strict)

@@ -147,15 +147,6 @@ def law_draws(
     return np.asarray(law.evaluate(params, np.atleast_2d(mixtures), xp=np)), params
 
 
-def discrepancy_draws(
-    idata: _arviz.InferenceData, spec: ModelSpec, max_draws: int | None = None, seed: int = 0
-) -> DiscrepancyDraws:
-    """The fit's discrepancy as one sample path per posterior draw used (see :func:`posterior_draws`)."""
-    posterior = idata.posterior
-    n = posterior.sizes["chain"] * posterior.sizes["draw"]
-    return DiscrepancyDraws.from_idata(idata, spec.extra["discrepancy"], min(n, max_draws or n), seed)
-
-
 def _health_attrs(idata: _arviz.InferenceData) -> dict[str, Any]:
     """``health_ok`` and ``health`` (JSON) of the fit, for the attrs of what is drawn from it."""
     stored = idata.posterior.attrs.get("bayesmix_health")

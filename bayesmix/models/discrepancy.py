@@ -37,6 +37,7 @@ two mixtures' draws are correlated as the GP says (P(beats reference) is right).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,7 +140,7 @@ def kernel(a: np.ndarray, b: np.ndarray, lengthscale: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ResidualGP:
-    """The GP of one study's residuals: eigenbasis of the runs' kernel, and the kriging weights.
+    """The GP of one study's residuals: eigenbasis of the runs' kernel, and the residuals in it.
 
     ``C_i = eta_i^2 K + sigma_i^2 I = U diag(eta_i^2 s + sigma_i^2) U^T`` per domain, with
     ``K = U diag(s) U^T`` the runs' kernel matrix.
@@ -149,9 +150,9 @@ class ResidualGP:
     lengthscale: float
     eta: np.ndarray  # (D,)
     sigma: np.ndarray  # (D,)
+    values: np.ndarray  # s (n,)
     vectors: np.ndarray  # U (n, n)
-    inverse: np.ndarray  # 1 / (eta^2 s + sigma^2), (n, D)
-    alpha: np.ndarray  # U^T C^-1 r, per domain: (n, D)
+    projected: np.ndarray  # U^T residual (n, D)
 
     @classmethod
     def build(cls, runs: np.ndarray, residual: np.ndarray, sigma: np.ndarray, lengthscale: float, eta: np.ndarray):
@@ -159,9 +160,18 @@ class ResidualGP:
         runs = np.asarray(runs, dtype=float)
         values, vectors = eigen(runs, lengthscale)
         eta, sigma = np.asarray(eta, dtype=float), np.maximum(np.asarray(sigma, dtype=float), 1e-12)
-        inverse = 1.0 / (eta[None, :] ** 2 * values[:, None] + sigma[None, :] ** 2)
-        alpha = inverse * (vectors.T @ np.asarray(residual, dtype=float))
-        return cls(runs, float(lengthscale), eta, sigma, vectors, inverse, alpha)
+        projected = vectors.T @ np.asarray(residual, dtype=float)
+        return cls(runs, float(lengthscale), eta, sigma, values, vectors, projected)
+
+    @property
+    def inverse(self) -> np.ndarray:
+        """``1 / (eta^2 s + sigma^2)``, the diagonal of ``C^-1`` in the eigenbasis: ``(n, D)``."""
+        return 1.0 / (self.eta[None, :] ** 2 * self.values[:, None] + self.sigma[None, :] ** 2)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """``U^T C^-1 residual`` per domain: ``(n, D)``."""
+        return self.inverse * self.projected
 
     def cross(self, mixtures: np.ndarray) -> np.ndarray:
         """``k(r, X) U``, shape ``(q, n)``."""
@@ -169,10 +179,8 @@ class ResidualGP:
 
     def mean_and_variance(self, mixtures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of ``delta`` at ``mixtures``, each ``(q, D)`` (closed form)."""
-        cross = self.cross(mixtures)
-        mean = self.eta**2 * (cross @ self.alpha)
-        variance = self.eta**2 * (1.0 - self.eta**2 * ((cross**2) @ self.inverse))
-        return mean, np.maximum(variance, 0.0)
+        mean, variance = gp_moments(self.cross(mixtures), self.projected, self.values, self.eta[None], self.sigma)
+        return mean[0], variance[0]
 
 
 def eigen(runs: np.ndarray, lengthscale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -235,12 +243,13 @@ class DiscrepancyDraws:
     @classmethod
     def build(cls, gp: ResidualGP, n_draws: int, seed: int) -> DiscrepancyDraws:
         """``n_draws`` sample paths of ``gp`` under ``seed``."""
-        rng = np.random.default_rng([int(seed), 20240311])
+        rng = np.random.default_rng([int(seed), FEATURE_SEED])
         n_domains = len(gp.eta)
         weights = rng.standard_normal((n_draws, n_domains, N_FEATURES))
         noise = rng.standard_normal((n_draws, n_domains, len(gp.runs)))  # U^T e has the law of e
         prior_at_runs = np.einsum("nf,sdf->sdn", gp.vectors.T @ _features(gp.runs, gp.lengthscale), weights)
-        misfit = gp.alpha.T[None] - gp.inverse.T[None] * (
+        inverse = gp.inverse
+        misfit = (inverse * gp.projected).T[None] - inverse.T[None] * (
             gp.eta[None, :, None] * prior_at_runs + gp.sigma[None, :, None] * noise
         )
         return cls(gp, weights, misfit)
@@ -293,8 +302,12 @@ class DiscrepancyDraws:
         return value, jac
 
 
+@functools.lru_cache(maxsize=32)
 def _frequencies(n_dims: int, lengthscale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fourier frequencies ``(F, M)`` and phases ``(F,)`` of the squared-exponential kernel."""
+    """Fourier frequencies ``(F, M)`` and phases ``(F,)`` of the squared-exponential kernel.
+
+    Cached: the optimiser asks for them at every gradient evaluation. Treat as read-only.
+    """
     rng = np.random.default_rng(FEATURE_SEED)
     return rng.standard_normal((N_FEATURES, n_dims)) / lengthscale, rng.uniform(0.0, 2 * np.pi, N_FEATURES)
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from bayesmix.inference import _arviz
-from bayesmix.inference.predict import discrepancy_draws, fitted_spec, posterior_draws
+from bayesmix.inference.predict import fitted_spec, posterior_draws
 from bayesmix.laws.base import Law
 from bayesmix.models.discrepancy import DiscrepancyDraws
 from bayesmix.optimise.gradients import law_jacobian
@@ -60,22 +60,12 @@ class LawDraws:
         reference = None
         if "reference_mixture" in constants:
             reference = np.asarray(constants["reference_mixture"], dtype=float)
-        discrepancy = None
+        draws = cls(law, params, tuple(spec.domains), tuple(spec.train_domains), reference)
         if "discrepancy" in spec.extra:
-            first = next(p.name for p in law.parameters)
-            if np.shape(params[first])[0] == 1:  # a point fit: its uncertainty is the discrepancy's
-                repeat = max_draws or POINT_FIT_DRAWS
-                sampled = {p.name for p in law.parameters} | {"exponent"}
-                params = {
-                    k: (np.repeat(v, repeat, axis=0) if k in sampled and np.ndim(v) >= 1 else v)
-                    for k, v in params.items()
-                }
-            discrepancy = discrepancy_draws(idata, spec, max_draws=max_draws, seed=seed)
-            if discrepancy.n_draws != np.shape(params[first])[0]:
-                discrepancy = type(discrepancy).from_idata(
-                    idata, spec.extra["discrepancy"], int(np.shape(params[first])[0]), seed
-                )
-        return cls(law, params, tuple(spec.domains), tuple(spec.train_domains), reference, discrepancy)
+            if draws.n_draws == 1:  # a point fit: its uncertainty is the discrepancy's
+                draws = draws.pick(np.zeros(max_draws or POINT_FIT_DRAWS, dtype=int))
+            draws.discrepancy = DiscrepancyDraws.from_idata(idata, spec.extra["discrepancy"], draws.n_draws, seed)
+        return draws
 
     def subset(self, n: int, seed: int = 0) -> LawDraws:
         """The same law on at most ``n`` of these draws (a random subset under ``seed``)."""

@@ -21,7 +21,7 @@ from rich.console import Console
 from bayesmix.design.initial import space_filling
 from bayesmix.errors import InputError, NotEnoughDataError, SamplerHealthError, SamplerHealthWarning
 from bayesmix.inference.diagnostics import SamplerHealth
-from bayesmix.inference.nested import NestedFit, fit_nested
+from bayesmix.inference.nested import NestedFit, TargetExtrapolationWarning, fit_nested
 from bayesmix.inference.nested_io import load_nested, save_nested
 from bayesmix.inference.nested_target import target_fit
 from bayesmix.optimise.constraints import build_box
@@ -133,6 +133,8 @@ def choose(
     fitted_before = set(nested.mixing_stages)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerHealthWarning)
+        # check_target above has warned already; target_fit's own check would say it again
+        warnings.simplefilter("ignore", TargetExtrapolationWarning)
         mixing = target_fit(nested, model_size=model_size, tokens=tokens)
     if set(nested.mixing_stages) != fitted_before:
         save_nested(nested, project.nested_dir)
@@ -301,6 +303,8 @@ def report(
     model_size, tokens = project.target_scale()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerHealthWarning)
+        # check_target above has warned already; target_fit's own check would say it again
+        warnings.simplefilter("ignore", TargetExtrapolationWarning)
         mixing = target_fit(nested, model_size=model_size, tokens=tokens)
     proxy = load(project.proxy_fit_path) if project.proxy_fit_path.exists() else None
     return build_report(

@@ -1,9 +1,9 @@
-"""Plausible but wrong run tables, each with an oracle: read right, or refused with a named field.
+"""Plausible but wrong run tables and loss curves, each with an oracle: read right, or refused with a named field.
 
 A generator of the perturbations people make to a valid run table (renamed, padded or reordered
 headers; extra numeric columns; ids in other columns; rounded, percent or relative-weight
 mixtures; runs of different lengths; duplicated or resumed checkpoints; step vs tokens; other
-separators) and :func:`judge`, which reads each with the public readers and classifies the
+separators; the two-file joined layout; loss curves with rounded mixtures or steps) and :func:`judge`, which reads each with the public readers and classifies the
 outcome. A *silent misreading* is a table that was read without error into other mixtures or
 losses than the truth: the count that must be 0. Used by ``tests/test_plausible_tables.py`` and
 ``benchmarks/reliability.py``.
@@ -38,6 +38,8 @@ class Case:
     losses: pd.DataFrame  # truth, columns = validation domains
     mixture_atol: float = 1e-9
     notes: dict[str, Any] = field(default_factory=dict)
+    #: the oracle for what ``read`` returns when it is not a RunTable (default: compare with the truth)
+    check: Callable[[Any], bool] | None = None
 
 
 def _base(rng: np.random.Generator) -> RunTable:
@@ -119,14 +121,80 @@ def _long_cases(runs: RunTable, rng: np.random.Generator) -> Iterator[Case]:
     yield Case("tokens only, last", lambda: RunTable.from_long(stepless, tokens=3000 * 4096), *truth)
 
 
+def _joined_cases(runs: RunTable, rng: np.random.Generator) -> Iterator[Case]:
+    """The RegMix / Olmix layout: a mixture table and a loss table joined on a key column."""
+    key = pd.RangeIndex(runs.n_runs, name="index")
+    mix = runs.mixtures.set_axis(key).rename(columns=lambda d: f"train_{d}").reset_index()
+    loss = runs.losses.set_axis(key).rename(columns=lambda d: f"metric/val_{d}_loss").reset_index()
+    truth = (runs.mixtures, runs.losses)
+
+    def case(kind: str, mixtures: pd.DataFrame, losses: pd.DataFrame, *expected: pd.DataFrame) -> Case:
+        return Case(kind, lambda: RunTable.from_joined(mixtures, losses), *(expected or truth))
+
+    yield case("joined, prefixed names", mix, loss)
+    yield case("joined, runs in another order", mix, loss.sample(frac=1.0, random_state=int(rng.integers(1 << 30))))
+    extra = rng.uniform(2.0, 4.0, size=runs.n_runs)
+    yield case(
+        "joined, one extra validation set",
+        mix,
+        loss.assign(**{"metric/val_c4_loss": extra}),
+        runs.mixtures,
+        runs.losses.assign(c4=extra),
+    )
+    yield case("joined, padded headers", mix.rename(columns=lambda c: f" {c} "), loss.rename(columns=lambda c: f"{c} "))
+    yield case("joined, a run missing from the losses", mix, loss.iloc[1:])
+
+
+def _curve_cases(rng: np.random.Generator) -> Iterator[Case]:
+    """Loss curves (``CurveTable.from_long``) of a few mixtures at two model sizes."""
+    from bayesmix.data.curves import CurveTable
+    from bayesmix.data.simulate_curves import random_nested_truth, simulate_curves
+
+    truth = random_nested_truth(int(rng.integers(2, 4)), seed=int(rng.integers(1 << 30)))
+    frame, mixtures = simulate_curves(
+        truth, n_mixtures=int(rng.integers(3, 6)), model_sizes=(2e7, 5e7), tokens=(4096 * 2.5e5, 4096 * 5e5, 4096 * 1e6),
+        seed=int(rng.integers(1 << 30)),
+    )  # fmt: skip
+    mix_cols = [c for c in frame.columns if c.startswith("mix_")]
+    losses = frame.set_index(["run", "domain", "tokens"])["loss"].sort_index()
+    run_mix = frame.groupby("run")[mix_cols].first().rename(columns=lambda c: c[4:])
+
+    def check(table: Any) -> bool:
+        got = table.frame.set_index(["run", "domain", "tokens"])["loss"].sort_index()
+        shares = table.mixtures.loc[table.runs["mixture"]].set_axis(table.runs.index)[list(run_mix.columns)]
+        return (
+            got.index.equals(losses.index)
+            and np.allclose(got.to_numpy(), losses.to_numpy(), rtol=0, atol=1e-9)
+            and len(table.mixtures) == len(np.unique(np.round(mixtures, 9), axis=0))  # distinct mixtures
+            and np.allclose(shares.loc[run_mix.index].to_numpy(), run_mix.to_numpy(), rtol=0, atol=5e-3)
+        )
+
+    def case(kind: str, table: pd.DataFrame, **kwargs: Any) -> Case:
+        return Case(kind, lambda: CurveTable.from_long(table, **kwargs), pd.DataFrame(), pd.DataFrame(), check=check)
+
+    yield case("curves", frame)
+    yield case("curves, shuffled rows", frame.sample(frac=1.0, random_state=int(rng.integers(1 << 30))))
+    yield case("curves, padded headers", frame.rename(columns=lambda c: f" {c}"))
+    large = frame["model_size"] == frame["model_size"].max()
+    rounded = frame.copy()
+    rounded.loc[large, mix_cols] = rounded.loc[large, mix_cols].round(3)
+    yield case("curves, mixtures rounded at one size", rounded)
+    steps = frame.assign(step=(frame["tokens"] / 4096).round().astype(int)).drop(columns=["tokens"])
+    yield case("curves, steps instead of tokens", steps, tokens_per_step=4096)
+    resumed = pd.concat([frame, frame.iloc[[int(rng.integers(len(frame)))]].assign(loss=lambda f: f["loss"] + 0.01)])
+    yield case("curves, a checkpoint written twice", resumed)
+
+
 def cases(n_bases: int, seed: int = 0) -> Iterator[Case]:
-    """Every perturbation of ``n_bases`` valid simulated tables (about 25 per table)."""
+    """Every perturbation of ``n_bases`` valid simulated tables (about 36 per table)."""
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(n_bases):
             runs = _base(rng)
             yield from _wide_cases(runs, rng, Path(tmp))
             yield from _long_cases(runs, rng)
+            yield from _joined_cases(runs, rng)
+            yield from _curve_cases(rng)
 
 
 def _same(case: Case, table: RunTable) -> bool:
@@ -155,7 +223,8 @@ def judge(case: Case) -> str:
         return "refused" if getattr(err, "field", None) or str(err) else "raw"
     except Exception:  # anything else is a raw traceback
         return "raw"
-    return "right" if _same(case, table) else "misread"
+    same = case.check(table) if case.check is not None else _same(case, table)
+    return "right" if same else "misread"
 
 
 def tally(n_bases: int, seed: int = 0) -> tuple[Counter[str], Counter[tuple[str, str]]]:

@@ -12,12 +12,15 @@ def test_no_plausible_table_is_misread():
     assert sum(total.values()) >= 250
     # the valid re-encodings are read, not merely refused
     for kind in ("reordered columns", "padded headers", "upper-case prefix", "long table",
-                 "checkpoints, last step", "checkpoints, common step", "percent mixtures, renormalised"):
+                 "checkpoints, last step", "checkpoints, common step", "percent mixtures, renormalised",
+                 "joined, prefixed names", "joined, one extra validation set", "joined, padded headers",
+                 "curves", "curves, padded headers", "curves, steps instead of tokens"):
         assert per_kind[kind, "right"] == 12, (kind, per_kind[kind, "refused"])
     # the ambiguous ones are refused, never guessed
     for kind in ("percent mixtures", "relative weights", "a run written twice with other losses",
                  "runs of different lengths, last step", "resumed checkpoint written twice",
-                 "checkpoints, no step chosen"):
+                 "checkpoints, no step chosen", "joined, a run missing from the losses",
+                 "curves, a checkpoint written twice"):
         assert per_kind[kind, "refused"] == 12, (kind, per_kind[kind, "right"])
 
 

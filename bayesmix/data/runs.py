@@ -686,8 +686,7 @@ class RunTable:
         a validation set without a training domain (or the reverse) does not stop the others
         from matching (:func:`match_affixes`). The renaming is kept in :attr:`renamed` and logged.
         """
-        mix = read_table(mixtures, "mixtures") if not isinstance(mixtures, pd.DataFrame) else mixtures.copy()
-        loss = read_table(losses, "losses") if not isinstance(losses, pd.DataFrame) else losses.copy()
+        mix, loss = table_frame(mixtures, "mixtures"), table_frame(losses, "losses")
         for what, frame in (("mixtures", mix), ("losses", loss)):
             if key not in frame.columns:
                 raise InputError(key, f"the {what} table has no key column {key!r}", "pass key='<column>'")

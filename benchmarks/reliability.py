@@ -232,8 +232,8 @@ def _workflow_families(idata: Any) -> dict[str, tuple[Any, Callable[[Any], Any]]
             raise result.exception  # a raw exception the user would have seen
         if result.exit_code == 0:
             return None
-        if result.exit_code == 2 and ("Fix:" in result.output or "Usage" in result.output):
-            return REFUSED
+        if (result.exit_code == 1 and "Fix:" in result.output) or (result.exit_code == 2 and "Usage" in result.output):
+            return REFUSED  # a documented error (exit 1) or a usage error (exit 2)
         raise RuntimeError(f"bayesmix {args[0]} exited {result.exit_code}: {result.output[-200:]}")
 
     def import_table(spec: Any) -> object:

@@ -43,13 +43,13 @@ def test_fit_then_predict_from_files(tmp_path):
     assert abs(pred.loc[(1, "papers"), "mean"] - truth[1, 2]) < 0.03
 
 
-def test_bad_input_gives_a_clear_error_and_exit_code_2(tmp_path):
+def test_bad_input_gives_a_clear_error_on_stderr_and_exit_code_1(tmp_path):
     (tmp_path / "runs.csv").write_text("run,mix_a,mix_b,a\nr1,0.5,0.9,3.0\n")
     result = runner.invoke(app, ["fit", str(tmp_path / "runs.csv"), "--method", "map"])
-    assert result.exit_code == 2
-    assert "do not sum to 1" in result.output and "renormalise" in result.output
+    assert result.exit_code == 1
+    assert "do not sum to 1" in result.stderr and "--renormalise" in result.stderr and result.stdout == ""
     result = runner.invoke(app, ["fit", str(tmp_path / "missing.csv")])
-    assert result.exit_code == 2 and "does not exist" in result.output
+    assert result.exit_code == 1 and "does not exist" in result.stderr
 
 
 def test_demo_writes_fit_and_predictions(tmp_path):

@@ -304,7 +304,7 @@ def test_cli_advice_names_the_flag_and_following_it_works(runs3, tmp_path):
         "--no-discrepancy",
     ]
     result = runner.invoke(app, command)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "--renormalise" in result.output and "renormalise=True" not in result.output
     result = runner.invoke(app, [*command, "--renormalise"])
     assert result.exit_code == 0, result.output
@@ -314,17 +314,21 @@ def test_cli_advice_names_the_flag_and_following_it_works(runs3, tmp_path):
     predict = ["predict", str(tmp_path / "fit.nc"), str(tmp_path / "mix.csv"), "--kind", "mean"]
     result = runner.invoke(app, predict)
     assert (
-        result.exit_code == 2 and "--renormalise" in result.output and "renormalise=True" not in result.output
+        result.exit_code == 1 and "--renormalise" in result.output and "renormalise=True" not in result.output
     )
     assert runner.invoke(app, [*predict, "--renormalise"]).exit_code == 0
 
 
-def test_cli_marks_python_only_advice(runs3, tmp_path):
+def test_cli_advice_names_the_flag_that_works(runs3, tmp_path):
     long = long_table(runs3)
     pd.concat([long.assign(step=1), long.assign(step=2)]).to_csv(tmp_path / "long.csv", index=False)
-    result = runner.invoke(app, ["fit", str(tmp_path / "long.csv"), "--layout", "long", "--method", "map"])
-    assert result.exit_code == 2
-    assert "step= is a Python argument with no option here: keep one checkpoint per run" in result.output
+    command = ["fit", str(tmp_path / "long.csv"), "--layout", "long", "--method", "map", "--no-discrepancy",
+               "--out", str(tmp_path / "fit.nc")]  # fmt: skip
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1
+    assert "--step last" in result.stderr and "step='last'" not in result.stderr
+    applied = runner.invoke(app, [*command, "--step", "last"])  # the advice, applied
+    assert applied.exit_code == 0, applied.output
 
 
 # ---------------------------------------------------------------- corrupt fits

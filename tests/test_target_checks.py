@@ -191,7 +191,7 @@ def test_cli_optimise_prints_the_project_fix(tmp_path, fitted):
     project = _imported_project(tmp_path)
     save_nested(dataclasses.replace(fitted, table=project.curves(), mixing_stages={}), project.nested_dir)
     result = CliRunner().invoke(app, ["optimise", str(project.folder)])
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert "project.target" in result.output and "below every run" in result.output
     assert "study.yaml" in result.output and "force=True" not in result.output
 

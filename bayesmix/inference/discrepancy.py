@@ -14,6 +14,8 @@ error in its predictions; ``calibrate_discrepancy(runs).settings`` gives the set
 from __future__ import annotations
 
 import json
+import logging
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,8 @@ from bayesmix.models.discrepancy import (
     kernel,
     median_distance,
 )
+
+logger = logging.getLogger(__name__)
 
 #: length scales tried, as multiples of the median distance between the runs' mixtures
 LENGTHSCALE_FACTORS = (0.25, 0.5, 1.0, 2.0)
@@ -173,7 +177,12 @@ def calibrate_discrepancy(
     total = np.zeros((len(lengths), len(amplitudes), losses.shape[1]))
     alone = np.zeros(losses.shape[1])
     covered_alone, pieces, rows = [], [], []
-    for name, held in folds:
+    started = time.perf_counter()
+    for k, (name, held) in enumerate(folds):
+        logger.info(
+            "form error: region backtest %d/%d (the largest %s shares held out, %d runs; %.0f s so far)",
+            k + 1, len(folds), name, len(held), time.perf_counter() - started,
+        )
         keep = np.setdiff1d(np.arange(len(mixtures)), held)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplerHealthWarning)

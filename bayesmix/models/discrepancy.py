@@ -65,6 +65,8 @@ class Discrepancy:
     sd
         The amplitudes ``eta_i``, one per validation domain (nats).
 
+    Notes
+    -----
     ``Discrepancy()`` (both ``None``) asks :func:`bayesmix.fit` to estimate them by
     :func:`~bayesmix.inference.calibrate_discrepancy`.
     """

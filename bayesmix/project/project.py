@@ -218,7 +218,21 @@ class Project:
             from bayesmix.data.corpus import SOURCES
 
             return list(spec.get("domains") or [s.domain for s in SOURCES])
-        return list(spec["paths"])
+        return self.study.domains
+
+    @property
+    def validation_domains(self) -> list[str]:
+        """Validation sets the runs are evaluated on.
+
+        The training domains, or for a project of runs trained elsewhere
+        (``corpus: {kind: external}``) any names, e.g. downstream sets.
+        """
+        return self.study.validation_domains
+
+    @property
+    def external(self) -> bool:
+        """Whether the project studies runs trained elsewhere (no text, nothing to train here)."""
+        return self.study.settings["corpus"].get("kind") == "external"
 
     def objective(self) -> str | dict[str, float]:
         """The optimiser's target (``"mean"``, a domain, or weights)."""
@@ -228,7 +242,7 @@ class Project:
         """The objective as the designer takes it (a domain or weights)."""
         objective = self.settings.objective
         if objective == "mean":
-            return {d: 1.0 / len(self.domains) for d in self.domains}
+            return {d: 1.0 / len(self.validation_domains) for d in self.validation_domains}
         return objective
 
     def reference(self) -> dict[str, float]:
@@ -237,6 +251,12 @@ class Project:
         domains = self.domains
         if ref == "uniform":
             return {d: 1.0 / len(domains) for d in domains}
+        if ref == "natural" and self.external:
+            raise InputError(
+                "project.reference",
+                "is natural, but this project's runs were trained elsewhere (no text to weigh)",
+                f"set project.reference in {self.folder / 'study.yaml'} to uniform or {{domain: share}}",
+            )
         if ref == "natural":
             corpus = self.study.load_corpus()
             sizes = {d: float(corpus.domains[d].train_bytes) for d in domains}

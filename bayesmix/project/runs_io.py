@@ -14,7 +14,9 @@ completed by importing the same table again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,7 +57,7 @@ def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | 
     raw = read_table(path, "table")  # read once: the curve table and the checkpoints' steps come from it
     table = CurveTable.from_long(raw, tokens_per_step=tokens_per_step, min_checkpoints=1, min_sizes=1)
     unknown = sorted(set(table.train_domains) - set(project.domains))
-    unknown += sorted(set(table.domains) - set(project.domains) - set(unknown))
+    unknown += sorted(set(table.domains) - set(project.validation_domains) - set(unknown))
     if unknown:
         raise InputError(
             "domains",
@@ -115,6 +117,79 @@ def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | 
         ledger.set_status(record.id, "finished")
         added.append(record.id)
     return added
+
+
+#: the default target of a project of runs trained elsewhere: this many times the largest run's
+#: model size and tokens (ln 10 = 2.3 e-folds, inside the range the target checks accept unwarned)
+TARGET_FACTOR = 10.0
+
+
+def init_from_runs(
+    folder: str | Path,
+    path: str | Path,
+    *,
+    tokens_per_step: float | None = None,
+    target: Mapping[str, float] | None = None,
+    project_settings: Mapping[str, Any] | None = None,
+) -> tuple[Project, list[str]]:
+    """Create a project for runs trained elsewhere and import them: no corpus, no text needed.
+
+    The project's corpus is ``{kind: external, domains: <the runs' mixture domains>, validation:
+    <their loss domains>}``: validation sets are free (downstream sets, more sets than training
+    domains, as in RegMix's 17 losses for 13 domains). The target scale defaults to
+    :data:`TARGET_FACTOR` times the largest run's model size and tokens, so the optimum is chosen
+    beyond every run; the reference mixture defaults to uniform (there is no text to weigh) and
+    ``min_step`` to 0 (the runs' own checkpoints are kept).
+
+    Parameters
+    ----------
+    folder
+        The new project folder (refused when it already holds a ``study.yaml``).
+    path
+        Long run table (CSV/Parquet) in the layout of :func:`import_runs`.
+    tokens_per_step
+        Tokens per optimiser step, when the table has ``step`` but no ``tokens``.
+    target
+        ``{"model_size": N, "tokens": D}`` (non-embedding parameters, tokens) instead of the default.
+    project_settings
+        Further keys of the ``project:`` section (see :class:`~bayesmix.project.ProjectSettings`).
+
+    Returns
+    -------
+    (Project, list of str)
+        The project and the ids of the imported runs.
+
+    Raises
+    ------
+    InputError
+        The folder holds a project already, or the table is refused (nothing is created then).
+    """
+    folder, path = Path(folder), Path(path)
+    if (folder / "study.yaml").exists():
+        raise InputError(
+            "PROJECT", f"{folder} holds a project already", f"import into it with `bayesmix runs import {folder} {path}`"
+        )
+    if not path.is_file():
+        raise InputError("TABLE", f"{path} does not exist", "give a CSV or Parquet long run table")
+    table = CurveTable.from_long(read_table(path, "table"), tokens_per_step=tokens_per_step, min_checkpoints=1, min_sizes=1)
+    largest = {
+        "model_size": float(table.runs["model_size"].max()),
+        "tokens": float(table.frame["tokens"].max()),
+    }
+    chosen = dict(target) if target else {k: float(f"{TARGET_FACTOR * v:.3g}") for k, v in largest.items()}
+    section = {"target": chosen, "reference": "uniform", "min_step": 0, **dict(project_settings or {})}
+    corpus = {"kind": "external", "domains": list(table.train_domains), "validation": list(table.domains)}
+    created = not folder.exists()
+    try:
+        project = Project.create(folder, {"corpus": corpus, "project": section})
+        added = import_runs(project, path, tokens_per_step=tokens_per_step)
+    except BaseException:
+        for name in ("study.yaml", "ledger.sqlite"):
+            (folder / name).unlink(missing_ok=True)
+        if created and folder.exists() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+    return project, added
 
 
 def _checkpoint_steps(

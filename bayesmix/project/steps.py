@@ -120,6 +120,8 @@ def choose(
     **options
         Further :func:`bayesmix.optimise` arguments (``risk``, ``level``, ``bounds``, ``exclude``...).
 
+    Notes
+    -----
     The target scale is first checked against the fitted runs (:meth:`Project.check_target`:
     a target below every run, or absurdly far beyond them, is refused with the setting to change).
     The target-scale mixing law (:func:`~bayesmix.inference.nested_target.target_fit`) is fitted

@@ -24,8 +24,9 @@ import yaml
 
 from bayesmix.errors import InputError
 
-LADDER_DIR = Path(__file__).resolve().parents[2] / "models"
-"""Folder of the ladders shipped in the source tree (``models/cpu.yaml``, ``models/gpu.yaml``)."""
+LADDER_DIR = Path(__file__).resolve().parents[1] / "ladders"
+"""Folder of the shipped ladders: ``models/`` of the source tree, installed as package data
+(``bayesmix/ladders`` links to it, so a checkout and an installed wheel read the same files)."""
 
 
 @dataclass(frozen=True)

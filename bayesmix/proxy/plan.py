@@ -51,6 +51,8 @@ class RunSpec:
     seed
         Seed of initialisation and data order.
 
+    Notes
+    -----
     Run ids name files in the study (``checkpoints/<id>.pt``), so they must be safe file names:
     1-200 characters, no path separators or control characters, not starting with a dot.
     """

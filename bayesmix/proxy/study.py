@@ -135,6 +135,14 @@ class Study:
             return [str(d) for d in corpus["paths"]]
         return [str(d) for d in (corpus.get("domains") or DOMAINS)]
 
+    @property
+    def validation_domains(self) -> list[str]:
+        """Validation sets of the study: the training domains, or an external corpus's ``validation`` list."""
+        corpus = self.settings["corpus"]
+        if corpus.get("kind") == "external" and corpus.get("validation"):
+            return [str(d) for d in corpus["validation"]]
+        return self.domains
+
     def check_runs(self, runs: Sequence[RunSpec]) -> None:
         """Refuse planned runs this study cannot train, before any data is prepared.
 
@@ -172,6 +180,8 @@ class Study:
                 for d, p in spec.pop("paths").items()
             }
             return load_local(paths, **spec)
+        if kind == "external":
+            return external_corpus(**spec)
         raise InputError("corpus.kind", f"is {kind!r}", "use embedded or local (or build a Corpus in Python)")
 
     def load_tokenizer(self, corpus: Corpus) -> Tokenizer:
@@ -281,7 +291,31 @@ def _count(value: Any, low: int = 1) -> bool:
 
 
 #: corpus settings and the loader each kind goes to (the loader's keyword arguments are its settings)
-_CORPUS_LOADERS = {"embedded": load_embedded, "local": load_local}
+def external_corpus(domains: Sequence[str], validation: Sequence[str] | None = None) -> Corpus:
+    """The corpus of a project whose runs were trained elsewhere: domain names and no text.
+
+    Parameters
+    ----------
+    domains
+        Training domains (the runs' mixture columns).
+    validation
+        Validation sets (the runs' loss domains; any names, e.g. downstream sets); default the
+        training domains.
+
+    Raises
+    ------
+    InputError
+        Always: such a project has no text, so nothing can be trained or tokenized on it.
+    """
+    raise InputError(
+        "corpus.kind",
+        f"is external (domains {list(domains)}): this project studies runs trained elsewhere and has no text",
+        "import its runs with `bayesmix runs import`; to train proxies, create a project on an embedded "
+        "or local corpus (`bayesmix quickstart`, `bayesmix corpus import`)",
+    )
+
+
+_CORPUS_LOADERS = {"embedded": load_embedded, "local": load_local, "external": external_corpus}
 _TOKENIZER_KINDS = ("bpe", "gpt2", "auto")
 
 
@@ -325,6 +359,15 @@ def check_settings(settings: Any, where: str = "study.yaml") -> dict[str, Any]:
     unknown = sorted(str(k) for k in corpus if k not in allowed)
     if unknown:
         raise InputError(f"{where}: corpus", f"has unknown keys {unknown} for kind {kind}", f"use {allowed}")
+    if kind == "external":
+        for key in ("domains", "validation"):
+            names = corpus.get(key)
+            if (key == "domains" or names is not None) and (
+                not isinstance(names, list) or not names or not all(isinstance(d, str) and d for d in names)
+            ):
+                raise InputError(
+                    f"{where}: corpus.{key}", f"is {names!r}", f"write {key}: [name, ...] (the runs' domains)"
+                )
     if kind == "local":
         paths = corpus.get("paths")
         if not isinstance(paths, dict) or not paths:

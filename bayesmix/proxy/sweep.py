@@ -8,6 +8,7 @@ a rich progress bar.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -30,6 +31,8 @@ from bayesmix.proxy.executor import Executor, LocalProcessExecutor
 from bayesmix.proxy.plan import RunSpec
 from bayesmix.proxy.study import Study
 from bayesmix.proxy.trainer import run_record, train_run
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -206,6 +209,11 @@ def sweep(
                 report.finished.append(run_id)
                 mean = sum(v[0] for v in outcome.result["final"].values()) / len(outcome.result["final"])
                 bar.update(task, description=f"{run_id}: mean val loss {mean:.3f}")
+                if not console.is_terminal or not progress:  # a log without a live bar still shows progress
+                    logger.info(
+                        "%s finished (%d/%d): mean validation loss %.3f nats/token",
+                        run_id, len(report.finished) + len(report.failed), len(jobs), mean,
+                    )
             else:
                 report.failed[run_id] = outcome.error
                 console.print(f"[red]{run_id} failed:[/red] {outcome.error}")

@@ -1,0 +1,64 @@
+# The public API of bayesmix: one line per name, grouped by layer. At run time bayesmix/__init__.py
+# loads each name on first use (lazy_loader), so `import bayesmix` and the command line start fast.
+
+# run tables and loss curves
+from .data.curves import CurveTable as CurveTable
+from .data.runs import RunTable as RunTable
+from .data.runs import validate_mixtures as validate_mixtures
+
+# errors and warnings
+from .errors import BayesmixError as BayesmixError
+from .errors import IncompatibleFileError as IncompatibleFileError
+from .errors import InputError as InputError
+from .errors import NotEnoughDataError as NotEnoughDataError
+from .errors import SamplerHealthError as SamplerHealthError
+from .errors import SamplerHealthWarning as SamplerHealthWarning
+from .inference.fit import DiscrepancySkippedWarning as DiscrepancySkippedWarning
+from .inference.nested import TargetExtrapolationWarning as TargetExtrapolationWarning
+
+# laws
+from .laws import ExplicitAggregation as ExplicitAggregation
+from .laws import ImplicitMixingLaw as ImplicitMixingLaw
+from .laws import Law as Law
+from .laws import LinearLaw as LinearLaw
+from .laws import MixingLaw as MixingLaw
+from .laws import register_law as register_law
+from .laws.scaling import JointScalingLaw as JointScalingLaw
+from .laws.scaling import SizeLaw as SizeLaw
+from .laws.scaling import StepLaw as StepLaw
+from .models.discrepancy import Discrepancy as Discrepancy
+
+# fitting, prediction, diagnostics, files
+from .inference import SamplerHealth as SamplerHealth
+from .inference import fit as fit
+from .inference import fitted_spec as fitted_spec
+from .inference import health as health
+from .inference import interval as interval
+from .inference import load as load
+from .inference import predict as predict
+from .inference import save as save
+from .inference.discrepancy import calibrate_discrepancy as calibrate_discrepancy
+
+# nested scaling laws and the target scale
+from .inference.nested import NestedFit as NestedFit
+from .inference.nested import check_target as check_target
+from .inference.nested import fit_nested as fit_nested
+from .inference.nested import predict_target as predict_target
+from .inference.nested import target_extrapolation as target_extrapolation
+from .inference.nested_calibration import calibrate_extrapolation as calibrate_extrapolation
+from .inference.nested_io import load_nested as load_nested
+from .inference.nested_io import save_nested as save_nested
+from .inference.nested_target import target_fit as target_fit
+
+# choosing the mixture
+from .optimise import LossConstraint as LossConstraint
+from .optimise import OptimisationResult as OptimisationResult
+from .optimise import critical_proportion as critical_proportion
+from .optimise import export_mixture as export_mixture
+from .optimise import optimise as optimise
+
+# active learning
+from .design import Designer as Designer
+
+# version
+from .versions import __version__ as __version__

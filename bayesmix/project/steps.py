@@ -8,7 +8,9 @@ so the CLI can run them one at a time (``bayesmix sweep|fit|optimise|suggest``) 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +32,8 @@ from bayesmix.project.project import Project
 from bayesmix.proxy.plan import RunSpec, save_plan
 from bayesmix.proxy.sweep import SweepReport
 from bayesmix.versions import package_versions
+
+logger = logging.getLogger(__name__)
 
 
 def initial_plan(project: Project) -> list[RunSpec]:
@@ -72,10 +76,19 @@ def fit_project(project: Project, *, strict: bool = False, progressbar: bool = F
 
     table = project.curves()
     settings = _fit_settings(project)
+    started = time.perf_counter()
+    logger.info(
+        "fitting the nested laws (steps, model size, mixture) to %d runs at %d model sizes",
+        table.runs.shape[0], table.runs["model_size"].nunique(),
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerHealthWarning)
         nested = fit_nested(table, strict=strict, progressbar=progressbar, **settings)
     save_nested(nested, project.nested_dir)  # saved before the proxy fit, which may refuse its data
+    logger.info(
+        "nested laws fitted in %.0f s; fitting the mixing law on the largest size's final losses",
+        time.perf_counter() - started,
+    )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplerHealthWarning)
@@ -141,6 +154,7 @@ def choose(
     if set(nested.mixing_stages) != fitted_before:
         save_nested(nested, project.nested_dir)
     objective = project.objective() if target is None else target
+    logger.info("optimising the mixture for %s at %.3g parameters x %.3g tokens", objective, model_size, tokens)
     result = optimise(
         mixing,
         target=objective,

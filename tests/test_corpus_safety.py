@@ -236,3 +236,28 @@ def test_auto_tokenizer_folder_without_a_tokenizer_is_an_input_error(tmp_path: P
         study.load_tokenizer(None)  # type: ignore[arg-type]
     assert err.value.field.endswith("tokenizer.path")
     assert "holds no tokenizer that transformers can load" in err.value.problem
+
+
+def test_corpus_import_limit_flag_is_the_advice_and_is_kept(tmp_path: Path, monkeypatch) -> None:
+    import inspect
+
+    import bayesmix.data.corpus.loaders as loaders
+
+    # the default is bound at definition time; give load_local the small default the test needs
+    monkeypatch.setattr(loaders.load_local, "__defaults__", tuple(
+        1_000 if p.name == "max_domain_bytes" else p.default
+        for p in inspect.signature(loaders.load_local).parameters.values() if p.default is not p.empty
+    ))
+    folder = _folder(tmp_path / "papers")
+    size = sum(p.stat().st_size for p in folder.iterdir())
+    study = tmp_path / "study"
+    refused = CliRunner().invoke(app, ["corpus", "import", str(study), "papers", str(folder)])
+    assert refused.exit_code == 1 and "--max-domain-bytes" in refused.stderr, refused.output
+    assert "load_local" not in refused.stderr and not (study / "study.yaml").exists()
+    applied = CliRunner().invoke(
+        app, ["corpus", "import", str(study), "papers", str(folder), "--max-domain-bytes", str(size)]
+    )
+    assert applied.exit_code == 0, applied.output
+    from bayesmix.proxy.study import Study
+
+    assert Study(study).settings["corpus"]["max_domain_bytes"] == size

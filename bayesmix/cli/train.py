@@ -266,6 +266,10 @@ def corpus_import(
         Path, typer.Argument(help="Folder or file(s) of the domain's text: .txt, .jsonl, .parquet.")
     ],
     text_field: Annotated[str, typer.Option(help="JSONL field / Parquet column holding the text.")] = "text",
+    max_domain_bytes: Annotated[
+        int | None,
+        typer.Option(help="Most bytes of text one domain may hold (default 64 MiB); kept in study.yaml."),
+    ] = None,
 ) -> None:
     """Add (or replace) a domain of local text in a study's corpus (``corpus: {kind: local}``).
 
@@ -303,10 +307,18 @@ def corpus_import(
                 "store the text under one field name for every domain",
             )
         paths = {**corpus.get("paths", {}), domain: str(path.resolve())}
-        loaded = load_local({domain: paths[domain]}, text_field=text_field)
+        if max_domain_bytes is not None:
+            if max_domain_bytes < 1:
+                raise InputError("--max-domain-bytes", f"is {max_domain_bytes}", "give a positive number of bytes")
+            corpus["max_domain_bytes"] = max_domain_bytes
+        limit = {"max_domain_bytes": corpus["max_domain_bytes"]} if "max_domain_bytes" in corpus else {}
+        loaded = load_local({domain: paths[domain]}, text_field=text_field, **limit)
         corpus.update({"paths": paths, "text_field": text_field})
         settings["corpus"] = corpus
         Study.create(study, settings, overwrite=True)
+    except InputError as exc:
+        python_advice = "max_domain_bytes (a load_local argument, or corpus.max_domain_bytes in study.yaml)"
+        raise _fail(InputError(exc.field, exc.problem, exc.fix.replace(python_advice, "--max-domain-bytes <bytes>"))) from exc
     except BayesmixError as exc:
         raise _fail(exc) from exc
     d = loaded.domains[domain]

@@ -2,7 +2,8 @@
 
 ``tests/test_report.py`` and ``tests/test_report_render.py`` both need real fits (a NUTS mixing-law
 fit, a MAP fit, a joint nested fit and an optimum); each costs seconds, so they are made once
-(``functools.cache``) and reused.
+(``functools.cache``) and reused. :func:`wide_study` is a 17-domain study (a MAP fit, the cheapest
+that has every figure) for the readability checks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pandas as pd
 
 import bayesmix as bm
 from bayesmix.data.curves import CurveTable
-from bayesmix.data.simulate import SimulatedLaw, simulate_runs
+from bayesmix.data.simulate import SimulatedLaw, random_law, simulate_runs
 from bayesmix.data.simulate_curves import random_nested_truth, simulate_curves
 from bayesmix.report import ReportFiles, build_report, optimum_location_draws
 
@@ -26,6 +27,26 @@ DOMAINS = ("web", "code", "papers")
 #: the true interaction matrix (zero-sum rows): t[web, papers] is exactly 0, every other entry is far from 0
 TRUE_T = np.array([[-2.0, 2.0, 0.0], [1.0, -2.0, 1.0], [1.2, 0.8, -2.0]])
 TARGET = {"model_size": 1e9, "tokens": 1e11}
+#: 17 domains with names of the lengths real studies have (the Pile's, in snake case)
+WIDE_DOMAINS = (
+    "pile_cc",
+    "pubmed_central",
+    "books3",
+    "openwebtext2",
+    "arxiv",
+    "github",
+    "freelaw",
+    "stackexchange",
+    "uspto_backgrounds",
+    "pubmed_abstracts",
+    "gutenberg_pg19",
+    "opensubtitles",
+    "wikipedia_en",
+    "dm_mathematics",
+    "ubuntu_irc",
+    "hackernews",
+    "europarl",
+)
 
 
 @dataclass(frozen=True)
@@ -107,3 +128,41 @@ def target_study() -> TargetStudy:
         fitted = target_fit(nested, **TARGET)
     optimum = bm.optimise(fitted, target={"web": 0.5, "code": 0.3, "papers": 0.2}, max_draws=200, n_starts=3)
     return TargetStudy(nested, fitted, optimum)
+
+
+@dataclass(frozen=True)
+class WideStudy:
+    runs: bm.RunTable
+    fit: object
+    optimum: bm.OptimisationResult
+    suggestions: pd.DataFrame
+
+
+@functools.cache
+def wide_study() -> WideStudy:
+    """17 training and validation domains: a MAP fit of 40 runs, its optimum and 3 suggested runs."""
+    law = random_law(len(WIDE_DOMAINS), seed=2, domains=WIDE_DOMAINS)
+    runs = simulate_runs(law, 40, seed=2)
+    fit = bm.fit(runs, method="map", seed=0)
+    optimum = bm.optimise(fit, target="mean", n_starts=2)
+    shares = np.random.default_rng(0).dirichlet(np.ones(len(WIDE_DOMAINS)), size=3)
+    suggestions = pd.DataFrame(
+        shares, columns=list(WIDE_DOMAINS), index=pd.Index(["s1", "s2", "s3"], name="run")
+    )
+    suggestions["expected_improvement"] = [0.012, 0.008, 0.003]
+    return WideStudy(runs, fit, optimum, suggestions)
+
+
+@functools.cache
+def wide_report() -> ReportFiles:
+    """The report of :func:`wide_study`, written once into a new temporary folder."""
+    s = wide_study()
+    return build_report(
+        Path(tempfile.mkdtemp(prefix="bayesmix-wide-report-")),
+        fit=s.fit,
+        optimum=s.optimum,
+        suggestions=s.suggestions,
+        title="A 17-domain study",
+        n_location=1,
+        seed=0,
+    )

@@ -1,4 +1,4 @@
-"""Report package (issue 7): figures of the posterior, findings, and the HTML/Markdown report."""
+"""Report package: figures of the posterior, findings, the decision, and the HTML/Markdown report."""
 
 from __future__ import annotations
 
@@ -11,19 +11,21 @@ import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from _report_study import TARGET, full_report, study, target_study
+from _report_study import TARGET, WIDE_DOMAINS, full_report, study, target_study, wide_study
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 import bayesmix as bm
 from bayesmix.errors import InputError
-from bayesmix.inference.diagnostics import check_health
+from bayesmix.inference.diagnostics import SamplerHealth, check_health
 from bayesmix.inference.nested import predict_target, target_draws
 from bayesmix.optimise import Problem
 from bayesmix.report import (
     SECTIONS,
     build_report,
     fan_draws,
+    figures,
     interaction_matrix,
     interaction_summary,
     observed_vs_predicted,
@@ -34,6 +36,21 @@ from bayesmix.report import (
     predictive_check,
     scaling_fan,
     what_data_cannot_tell,
+)
+from bayesmix.report.build import (
+    ReportInputs,
+    decision_of,
+    decision_section,
+    diagnostics_section,
+    suggestions_section,
+)
+from bayesmix.report.decision import (
+    DO_NOT_SWITCH_AT,
+    SWITCH_AT,
+    Caveat,
+    decide,
+    extrapolation_caveats,
+    sampler_status,
 )
 from bayesmix.report.summaries import observed_curve_points
 
@@ -342,6 +359,7 @@ def test_sections_are_omitted_without_their_inputs(s, tmp_path):
     fit_only = build_report(tmp_path / "fit", fit=s.fit)
     assert not plt.get_fignums()  # every figure of the report was closed
     assert fit_only.sections == (
+        "decision",
         "summary",
         "observed_vs_predicted",
         "interactions",
@@ -354,7 +372,14 @@ def test_sections_are_omitted_without_their_inputs(s, tmp_path):
     assert "Scaling-law extrapolation" not in html and "Suggested next runs" not in html
     assert html.count("<img ") == 2
     nested_only = build_report(tmp_path / "nested", nested=s.nested)
-    assert nested_only.sections == ("summary", "scaling", "diagnostics", "cannot_tell", "versions")
+    assert nested_only.sections == (
+        "decision",
+        "summary",
+        "scaling",
+        "diagnostics",
+        "cannot_tell",
+        "versions",
+    )
     md = nested_only.markdown.read_text(encoding="utf-8")
     assert "Observed vs predicted" not in md and "fit made with" not in md
     assert "Loss of a new run" not in md  # no target scale: no target table
@@ -394,7 +419,7 @@ def test_report_of_the_target_scale_mixing_law(tmp_path):
         optimum_target={"web": 0.5, "code": 0.3, "papers": 0.2},
         n_location=10,
     )
-    assert files.sections == (*tuple(SECTIONS)[:7], "cannot_tell", "versions")
+    assert files.sections == (*tuple(SECTIONS)[:8], "cannot_tell", "versions")
     assert "interaction_matrix_target" in files.figures and "interaction_matrix" in files.figures
     md = files.markdown.read_text(encoding="utf-8")
     # the target scale is read from the target-scale fit, and the extrapolation is measured on the nested table
@@ -404,3 +429,250 @@ def test_report_of_the_target_scale_mixing_law(tmp_path):
     assert md.count("| nested: mixing@1e+09,1e+11 |") == 1 and "| target-scale mixing law |" not in md
     draws = optimum_draws(target.target_fit, target.optimum, target={"web": 0.5, "code": 0.3, "papers": 0.2})
     assert draws["optimum"].mean() == pytest.approx(target.optimum.summary.loc["target", "mean"], rel=1e-12)
+
+
+# ---- the decision on the first screen --------------------------------------------------------------
+
+
+def _with_health(idata, health: SamplerHealth):
+    """A view of ``idata`` whose stored sampler health is ``health`` (the fit itself is untouched)."""
+    view = idata.isel(draw=slice(None))
+    # a new attrs dict: the selection shares the fit's (which other tests read)
+    view.posterior.attrs = {**view.posterior.attrs, "bayesmix_health": health.to_json()}
+    return view
+
+
+HEALTHY = SamplerHealth("nuts", chains=2, draws=200, max_rhat=1.001, min_ess_bulk=400, min_ess_tail=400)
+SICK = SamplerHealth("nuts", chains=2, draws=200, divergences=3, problems=["3 divergences"])
+
+
+def test_sampler_status_names_the_worst_stage():
+    ok = sampler_status([("mixing-law fit", HEALTHY), ("approx", SamplerHealth("laplace", pareto_k=0.3))])
+    assert ok.ok and ok.label == "OK" and "mixing-law fit" in ok.text
+    bad = sampler_status([("mixing-law fit", HEALTHY), ("nested: joint", SICK)])
+    assert not bad.ok and bad.label == "NOT OK" and bad.text == "NOT OK: nested: joint (3 divergences)"
+    point = sampler_status([("mixing-law fit", SamplerHealth("map"))])
+    assert point.label == "point fit" and "0 or 1" in point.text and not point.ok
+    # problems outrank a point fit; a missing health is unknown, and so is no stage at all
+    assert sampler_status([("a", SamplerHealth("map")), ("b", SICK)]).label == "NOT OK"
+    assert sampler_status([("a", None)]).label == "unknown"
+    assert sampler_status([]).label == "unknown"
+
+
+def test_decide_switch_only_when_sure_healthy_and_inside_the_runs():
+    ok = sampler_status([("fit", HEALTHY)])
+    switch = decide(SWITCH_AT, sampler=ok)
+    assert (
+        switch.verdict == "switch" and switch.line.startswith("Switch to this mixture") and not switch.reasons
+    )
+    assert (
+        decide(0.999, sampler=ok, suggestions=["s1"]).verdict == "switch"
+    )  # suggestions do not hold it back
+
+
+def test_decide_do_not_switch_keeps_the_reference_whatever_else_holds():
+    for sampler in (sampler_status([("fit", HEALTHY)]), sampler_status([("fit", SICK)])):
+        keep = decide(DO_NOT_SWITCH_AT, sampler=sampler, caveats=[Caveat("mixture", "x")], suggestions=["s1"])
+        assert keep.verdict == "do_not_switch" and keep.line.startswith("Do not switch")
+        assert "P(beats reference) = 0.200 <= 0.2" in keep.line
+    assert decide(0.0, sampler=sampler_status([("fit", SamplerHealth("map"))])).verdict == "do_not_switch"
+
+
+def test_decide_not_yet_names_each_reason_and_the_next_runs():
+    ok, sick = sampler_status([("fit", HEALTHY)]), sampler_status([("fit", SICK)])
+    # undecided: more runs; the suggestions are named when given
+    undecided = decide(0.7, sampler=ok)
+    assert undecided.verdict == "not_yet" and undecided.reasons == ("P(beats reference) = 0.700 < 0.9",)
+    assert "train more runs" in undecided.line and "bayesmix suggest" in undecided.line
+    named = decide(0.7, sampler=ok, suggestions=[f"s{i}" for i in range(1, 8)])
+    assert "run these next: s1, s2, s3, s4, s5 and 2 more (see Suggested next runs)" in named.line
+    # sure, but the sampler is not OK: refit (the bug this box fixes: P = 1.000 with NOT OK)
+    refit = decide(1.0, sampler=sick)
+    assert refit.verdict == "not_yet" and refit.reasons == ("sampler NOT OK",)
+    assert refit.line.startswith("Not yet: P(beats reference) = 1.000, but sampler NOT OK")
+    assert "refit with more draws" in refit.line and "train more runs" not in refit.line
+    point = decide(1.0, sampler=sampler_status([("fit", SamplerHealth("map"))]))
+    assert point.verdict == "not_yet" and "fit with NUTS" in point.line
+    unknown = decide(1.0, sampler=sampler_status([("fit", None)]))
+    assert unknown.verdict == "not_yet" and unknown.reasons == ("sampler health unknown",)
+    # sure and healthy, but extrapolating: runs where the law extrapolates
+    mixture = decide(0.99, sampler=ok, caveats=[Caveat("mixture", "EXTRAPOLATION: ...")])
+    assert mixture.verdict == "not_yet" and "near the chosen mixture" in mixture.line
+    scale = decide(0.99, sampler=ok, caveats=[Caveat("scale", "far")], suggestions=["next-1"])
+    assert scale.reasons == ("the target scale lies far beyond the runs",)
+    assert "run these next: next-1" in scale.line
+    everything = decide(0.5, sampler=sick, caveats=[Caveat("mixture", "m"), Caveat("scale", "s")])
+    assert len(everything.reasons) == 4
+
+
+def test_decide_without_an_optimum_and_bad_inputs():
+    none = decide(None, sampler=sampler_status([("fit", HEALTHY)]))
+    assert none.verdict == "no_optimum" and none.line.startswith("No decision")
+    with pytest.raises(InputError, match="p_beats"):
+        decide(1.5, sampler=sampler_status([("fit", HEALTHY)]))
+    with pytest.raises(InputError, match="sampler"):
+        decide(0.95, sampler="OK")
+
+
+def test_extrapolation_caveats_of_the_mixture_and_of_a_far_target(s):
+    assert extrapolation_caveats(s.optimum) == []  # inside the runs
+    assert extrapolation_caveats(s.optimum, s.nested, (1e9, 1e11)) == []  # 10x and 5x: within e^3
+    (far,) = extrapolation_caveats(None, s.nested, (1e11, 1e11))  # 1000x the largest model size
+    assert far.kind == "scale" and "model size 1e+11 is 1e+03x the largest fitted (1e+08" in far.text
+    outside = {**s.optimum.support, "extrapolation": True, "beyond_runs": True}
+    (mixture,) = extrapolation_caveats(replace(s.optimum, support=outside))
+    assert mixture.kind == "mixture" and "EXTRAPOLATION" in mixture.text
+
+
+def test_report_decision_rests_on_the_optimum_s_fit(s):
+    full = full_report()
+    md = full.markdown.read_text(encoding="utf-8")
+    decision_part = md.split("## Decision", 1)[1].split("## Summary", 1)[0]
+    assert md.index("## Decision") < md.index("## Summary")
+    target = s.optimum.summary.loc["target"]
+    assert (
+        f"{target['mean']:.4f} nats/token (90% interval {target['lower']:.4f} to {target['upper']:.4f})"
+        in (decision_part)
+    )
+    assert (
+        f"**P(beats reference):** {s.optimum.p_beats_reference:.3f} on 300 posterior draws" in decision_part
+    )
+    # the study's short NUTS fit is not healthy: P(beats) = 1 is not enough to switch
+    assert not bm.health(s.fit).ok and s.optimum.p_beats_reference > SWITCH_AT
+    assert full.decision.verdict == "not_yet" and "sampler NOT OK" in full.decision.reasons
+    assert "> **Not yet: P(beats reference) = 1.000, but sampler NOT OK." in decision_part
+    assert "run these next: next-1, next-2" in decision_part
+    assert "**Sampler health:** NOT OK: mixing-law fit (r\\_hat" in decision_part
+    html = full.html.read_text(encoding="utf-8")
+    assert html.index("<section id='decision' class='decision'>") < html.index("<nav>")
+    assert "<p class='verdict not_yet'>Not yet:" in html
+    # the same optimum from a healthy fit switches; a likely worse one does not
+    healthy = _with_health(s.fit, HEALTHY)
+    inputs = ReportInputs.check(fit=healthy, optimum=s.optimum, location_draws=s.location)
+    assert decision_of(inputs).verdict == "switch"
+    worse = replace(s.optimum, p_beats_reference=0.1)
+    assert decision_of(ReportInputs.check(fit=healthy, optimum=worse)).verdict == "do_not_switch"
+    # a far target scale holds it back even when healthy (the proxy fit's optimum, the nested fit's scale)
+    far = ReportInputs.check(fit=healthy, nested=s.nested, target_scale=(1e11, 1e11), optimum=s.optimum)
+    assert decision_of(far).verdict == "not_yet"
+    assert [name for name, _ in far.decision_stages()] == ["mixing-law fit"]  # not the nested fit's stages
+
+
+def test_switch_report_renders_the_green_verdict(s, tmp_path):
+    files = build_report(
+        tmp_path, fit=_with_health(s.fit, HEALTHY), optimum=s.optimum, location_draws=s.location
+    )
+    assert files.decision.verdict == "switch"
+    html = files.html.read_text(encoding="utf-8")
+    assert "<p class='verdict switch'>Switch to this mixture: P(beats reference) = 1.000 &gt;= 0.9" in html
+    assert "<dt>Sampler health</dt><dd class='good'>OK: mixing-law fit (nuts)" in html
+
+
+def test_section_builders_alone(s):
+    inputs = ReportInputs.check(fit=s.map_fit)
+    assert suggestions_section(inputs) is None
+    diagnostics = diagnostics_section(inputs)
+    assert diagnostics.key == "diagnostics"
+    (table,) = [b for b in diagnostics.blocks if hasattr(b, "frame")]
+    assert table.frame.loc[0, "ok"] == "point fit" and table.frame.loc[0, "method"] == "map"
+    box = decision_section(inputs)
+    assert box.blocks[0].verdict == "no_optimum"
+    assert [label for label, _, _ in box.blocks[1].rows] == ["Sampler health"]
+    assert diagnostics_section(ReportInputs.check(nested=s.nested)).key == "diagnostics"
+    # a Laplace fit is a posterior (checked by its Pareto k), not a point fit
+    laplace = _with_health(s.fit, SamplerHealth("laplace", chains=1, draws=400, pareto_k=0.3))
+    assert "point_fit" not in {f.topic for f in what_data_cannot_tell(laplace)}
+    row = diagnostics_section(ReportInputs.check(fit=laplace)).blocks[1].frame.iloc[0]
+    assert row["ok"] == "ok" and row["method"] == "laplace"
+
+
+# ---- units and readability ---------------------------------------------------------------------------
+
+
+def test_loss_axes_and_columns_carry_their_unit(s, tmp_path):
+    md = full_report().markdown.read_text(encoding="utf-8")
+    for header in (
+        "mean \\|observed - predicted\\| (nats/token)",
+        "| domain | mean (nats/token) | lower (nats/token) | upper (nats/token) |",
+        "| domain | r\\* mean (nats/token) | r\\* interval (nats/token) |",
+    ):
+        assert header in md
+    assert observed_vs_predicted(s.fit).axes[0].get_xlabel() == "observed loss (nats/token)"
+    assert optimum_loss(s.fit, s.optimum).axes[0].get_xlabel() == "expected mean loss (nats/token)"
+    assert scaling_fan(s.nested).axes[0].get_ylabel() == "total loss (nats/token)"
+    fig = observed_vs_predicted(s.fit, loss_unit="bits/byte")
+    assert "(bits/byte" in fig.axes[0].get_ylabel()
+    bits = build_report(tmp_path, fit=s.map_fit, loss_unit="bits/byte").markdown.read_text(encoding="utf-8")
+    assert "(bits/byte)" in bits and "nats/token" not in bits
+    with pytest.raises(InputError, match="loss_unit"):
+        build_report(tmp_path, fit=s.map_fit, loss_unit="")
+
+
+def _assert_readable(fig):
+    """At most MAX_WIDTH inches wide, no text under MIN_FONT points, and nothing drawn outside the figure."""
+    width, height = fig.get_size_inches()
+    assert width <= figures.MAX_WIDTH + 1e-9
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert texts
+    for text in texts:
+        assert text.get_fontsize() >= figures.MIN_FONT, (text.get_text(), text.get_fontsize())
+    fig.canvas.draw()
+    drawn = fig.get_tightbbox(fig.canvas.get_renderer())  # inches, every drawn artist
+    assert drawn.x0 >= -0.02 and drawn.y0 >= -0.02, drawn
+    assert drawn.x1 <= width + 0.02 and drawn.y1 <= height + 0.02, drawn
+
+
+def test_figures_stay_readable_with_17_domains():
+    w = wide_study()
+    assert len(WIDE_DOMAINS) == 17
+    _assert_readable(observed_vs_predicted(w.fit))
+    matrix = interaction_matrix(w.fit)
+    _assert_readable(matrix)
+    assert "values in the table" in matrix.axes[0].get_title()  # the cells are too small for numbers
+    _assert_readable(optimum_mixture(w.optimum))
+    _assert_readable(optimum_loss(w.fit, w.optimum))
+    # a grid of 18 scaling fans (total + 17 domains) wraps into rows of 3 of the same width
+    assert figures.panel_grid(18) == (6, 3, (figures.MAX_WIDTH, 6 * 3.2))
+    assert figures.panel_grid(4)[:2] == (2, 2) and figures.panel_grid(1)[:2] == (1, 1)
+
+
+def test_figures_of_the_small_study_stay_readable(s):
+    for fig in (
+        observed_vs_predicted(s.fit),
+        interaction_matrix(s.fit),
+        optimum_mixture(s.optimum, location_draws=s.location),
+        scaling_fan(s.nested, model_size=TARGET["model_size"], tokens=TARGET["tokens"]),
+    ):
+        _assert_readable(fig)
+    # three domains: the numbers fit in the cells
+    assert "values in the table" not in interaction_matrix(s.fit).axes[0].get_title()
+
+
+# ---- the optimum's share intervals under the optimum's own limits ------------------------------------
+
+
+def test_share_intervals_respect_the_optimum_s_bounds(s, tmp_path):
+    bounded = bm.optimise(s.fit, target="mean", bounds={"code": (0.0, 0.2)}, max_draws=300, n_starts=4)
+    assert bounded.mixture["code"] <= 0.2 + 1e-9 < s.optimum.mixture["code"]  # the bound binds
+    code = list(bounded.box.domains).index("code")
+    assert bounded.box.upper[code] == pytest.approx(0.2)
+    # the optimum's recorded limits are used without being given again
+    location = optimum_location_draws(s.fit, bounded, n=8, seed=0)
+    assert (location["code"] <= 0.2 + 1e-9).all()
+    # limits given explicitly rebuild the box (here without the bound: the shares go past it)
+    unbounded = optimum_location_draws(s.fit, bounded, n=8, seed=0, trust_region=0.0)
+    assert (unbounded["code"] > 0.2).any()
+    # with the default limits the recorded box is the one rebuilt from the defaults
+    np.testing.assert_allclose(
+        optimum_location_draws(s.fit, s.optimum, n=4, seed=0),
+        optimum_location_draws(s.fit, s.optimum, n=4, seed=0, trust_region=0.0),
+        atol=1e-12,
+    )
+    files = build_report(tmp_path, fit=s.fit, optimum=bounded, n_location=8)
+    md = files.markdown.read_text(encoding="utf-8")
+    table = md.split(
+        "| training domain | chosen share | reference share | 90% interval of the optimal share |"
+    )[1]
+    (row,) = [line for line in table.split("\n\n")[0].splitlines() if line.startswith("| code | ")]
+    low, high = (float(v) for v in row.split("|")[4].split(" to "))
+    assert low <= high <= 0.2

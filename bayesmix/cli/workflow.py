@@ -394,10 +394,13 @@ def report_cmd(
             {
                 "html": files.html,
                 "markdown": files.markdown,
+                "decision": None if files.decision is None else {"verdict": files.decision.verdict, "line": files.decision.line},
                 "health": {n: health_dict(h) for n, h in nested.health.items()},
             }
         )
     else:
+        if files.decision is not None:
+            _output.out.print(f"[bold]{escape(files.decision.line)}[/]")
         _output.out.print(f"wrote {files.html} and {files.markdown}")
     print_health(nested.health, strict, show=not as_json)
 
@@ -544,6 +547,8 @@ def quickstart_cmd(
         _fail(err)
         return
     minutes = (time.perf_counter() - started) / 60
+    if files.decision is not None:
+        _output.out.print(f"[bold]{escape(files.decision.line)}[/]")
     _output.out.print(
         f"[bold green]quickstart done[/] in {minutes:.1f} min: optimum {result.expected_loss:.4f} "
         f"vs {reference_name(proj)} {float(result.summary.loc['target', 'ref_mean']):.4f} "

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bayesmix.errors import InputError
+from bayesmix.optimise.constraints import Box
 from bayesmix.optimise.problem import Problem
 
 
@@ -46,6 +47,11 @@ class OptimisationResult:
         :meth:`~bayesmix.optimise.support.Support.describe`), plus ``trust_region`` (the margin
         used, ``None`` when off) and ``trust_applied`` (whether it narrowed the limits); ``None``
         when the fit does not store its runs' mixtures.
+    box
+        The per-domain limits ``r*`` was chosen within, as the solver applied them (bounds, fixed
+        shares, exclusions, token caps and the trust region); ``None`` for a result built
+        elsewhere. The report's draws of the optimum's location
+        (:func:`~bayesmix.report.optimum_location_draws`) are solved within the same limits.
     """
 
     mixture: pd.Series
@@ -64,6 +70,7 @@ class OptimisationResult:
     extra: dict[str, Any] = field(default_factory=dict)
     health: Any = None
     support: dict[str, Any] | None = None
+    box: Box | None = None
 
     @property
     def extrapolation(self) -> bool:
@@ -181,4 +188,5 @@ def summarise(
         n_draws=problem.draws.n_draws,
         seconds=seconds,
         support=support,
+        box=problem.box,
     )

@@ -9,9 +9,13 @@
 Every figure is a matplotlib function of the posterior (``ax=None`` makes a new figure; the figure
 is returned) and can be used alone: :func:`observed_vs_predicted`, :func:`scaling_fan`,
 :func:`interaction_matrix`, :func:`optimum_mixture`, :func:`optimum_loss`.
+
+The report opens with the decision: :func:`decide` turns P(beats reference), the sampler's health
+and the extrapolation caveats into one verdict ("switch", "not yet", "do not switch").
 """
 
 from bayesmix.report.build import SECTIONS, ReportFiles, build_report
+from bayesmix.report.decision import Decision, decide
 from bayesmix.report.figures import (
     interaction_matrix,
     observed_vs_predicted,
@@ -34,9 +38,11 @@ from bayesmix.report.uncertainty import (
 
 __all__ = [
     "SECTIONS",
+    "Decision",
     "Finding",
     "ReportFiles",
     "build_report",
+    "decide",
     "fan_draws",
     "interaction_matrix",
     "interaction_summary",

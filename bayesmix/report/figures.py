@@ -7,6 +7,12 @@ figure that holds the axes::
     fig = observed_vs_predicted(idata)                      # a new figure
     fig, axes = plt.subplots(1, 2)
     interaction_matrix(idata, ax=axes[0]); optimum_mixture(best, ax=axes[1])
+
+Readable at any number of domains: a figure made here is at most :data:`MAX_WIDTH` inches wide
+(it shows unscaled in the report's text column at 100 dpi), its text is at least
+:data:`MIN_FONT` points, and legends, tick labels and annotations move, rotate or thin out as the
+number of domains grows. Loss axes name their unit (``loss_unit``, default nats per token: the
+unit of the run tables' ``loss`` column).
 """
 
 from __future__ import annotations
@@ -36,6 +42,61 @@ from bayesmix.report.uncertainty import check_result, optimum_draws
 
 #: points of the token grid of a scaling fan
 FAN_POINTS = 60
+#: smallest font (points) of any text the figures draw
+MIN_FONT = 9.0
+#: font (points) of axes titles
+TITLE_FONT = 10.5
+#: widest figure made here (inches): at the report's default 100 dpi it fills the report's text
+#: column (about 1030 px) without being scaled down, so MIN_FONT shows at 12.5 px
+MAX_WIDTH = 10.3
+#: the loss unit of the run tables' ``loss`` column (the proxies' evaluation writes nats per token)
+LOSS_UNIT = "nats/token"
+#: a legend of more entries than this is put beside the axes rather than over the points
+LEGEND_INSIDE = 6
+
+
+def check_loss_unit(loss_unit: Any) -> str:
+    """``loss_unit`` as given; raise :class:`InputError` unless it is a non-empty string."""
+    if not isinstance(loss_unit, str) or not loss_unit.strip():
+        raise InputError(
+            "loss_unit", f"got {loss_unit!r}", "give the losses' unit, e.g. 'nats/token' or 'bits/byte'"
+        )
+    return loss_unit.strip()
+
+
+def panel_grid(n_panels: int, *, max_cols: int = 3) -> tuple[int, int, tuple[float, float]]:
+    """Rows, columns and figure size (inches) of a readable grid of ``n_panels`` panels.
+
+    One to three panels sit in one row, four in two rows of two, more wrap into rows of
+    ``max_cols``; the figure is never wider than :data:`MAX_WIDTH` and grows in height with the
+    rows, so each panel keeps a readable size however many panels there are.
+
+    Parameters
+    ----------
+    n_panels
+        Number of panels (at least 1).
+    max_cols
+        Most panels per row.
+
+    Returns
+    -------
+    tuple
+        ``(rows, columns, (width, height))``.
+    """
+    if not isinstance(n_panels, int | np.integer) or isinstance(n_panels, bool) or n_panels < 1:
+        raise InputError("n_panels", f"got {n_panels!r}", "give a positive integer")
+    cols = min(int(n_panels), max_cols) if n_panels != 4 else 2
+    rows = int(np.ceil(n_panels / cols))
+    width = min(MAX_WIDTH, 5.2 * cols)
+    row_height = 3.9 if cols <= 2 else 3.2
+    return rows, cols, (width, row_height * rows)
+
+
+def _tick_rotation(n_labels: int) -> tuple[float, str]:
+    """Rotation and horizontal alignment of category tick labels: flat for few, steeper for many."""
+    if n_labels <= 4:
+        return 0.0, "center"
+    return (30.0, "right") if n_labels <= 8 else (45.0, "right")
 
 
 def _axes(ax: Any, figsize: tuple[float, float]) -> Any:
@@ -67,6 +128,7 @@ def observed_vs_predicted(
     prob: float = 0.9,
     max_draws: int | None = 1000,
     seed: int = 0,
+    loss_unit: str = LOSS_UNIT,
     ax: Any = None,
 ) -> Any:
     """Observed losses against the posterior predictive mean and interval, coloured by domain.
@@ -75,7 +137,8 @@ def observed_vs_predicted(
     mean (:func:`bayesmix.predict` with ``kind="predictive"`` at the run's mixture) with a
     vertical bar for its ``prob`` interval. The dashed line is ``y = x``; the legend gives each
     domain's coverage (share of observations inside their interval) and the title the overall
-    coverage, which should be close to ``prob`` for a calibrated fit.
+    coverage, which should be close to ``prob`` for a calibrated fit. With more than
+    :data:`LEGEND_INSIDE` domains the legend sits beside the axes.
 
     Parameters
     ----------
@@ -87,6 +150,8 @@ def observed_vs_predicted(
         Probability of the intervals.
     max_draws, seed
         Posterior draws used (at most) and the seed of the subset and of the run noise.
+    loss_unit
+        Unit of the losses, named on both axes.
     ax
         Axes to draw on; ``None`` makes a new figure.
 
@@ -95,9 +160,11 @@ def observed_vs_predicted(
     matplotlib.figure.Figure
     """
     prob = check_prob(prob)
+    loss_unit = check_loss_unit(loss_unit)
     check = predictive_check(idata, runs, prob=prob, max_draws=max_draws, seed=seed)
-    ax = _axes(ax, (6.5, 5.5))
     domains = list(pd.unique(check["domain"]))
+    beside = len(domains) > LEGEND_INSIDE
+    ax = _axes(ax, (min(MAX_WIDTH, 9.5), 6.0) if beside else (6.5, 5.5))
     for colour, domain in zip(_colours(len(domains)), domains, strict=True):
         rows = check[check["domain"] == domain]
         errors = np.vstack([rows["mean"] - rows["lower"], rows["upper"] - rows["mean"]]).astype(float)
@@ -119,13 +186,23 @@ def observed_vs_predicted(
     ax.plot([low - pad, high + pad], [low - pad, high + pad], ls="--", color="0.4", lw=1, label="y = x")
     ax.set_xlim(low - pad, high + pad)
     ax.set_ylim(low - pad, high + pad)
-    ax.set_xlabel("observed loss")
-    ax.set_ylabel(f"predicted loss (mean, {prob:.0%} predictive interval)")
+    ax.set_xlabel(f"observed loss ({loss_unit})")
+    ax.set_ylabel(f"predicted loss ({loss_unit}; mean, {prob:.0%} predictive interval)")
     coverage = float(check["inside"].mean())
     ax.set_title(
-        f"Observed vs predicted: {coverage:.0%} of {len(check)} losses inside their {prob:.0%} interval"
+        f"Observed vs predicted: {coverage:.0%} of {len(check)} losses inside their {prob:.0%} interval",
+        fontsize=TITLE_FONT,
     )
-    ax.legend(fontsize="small", loc="upper left")
+    if beside:
+        ax.legend(
+            fontsize=MIN_FONT,
+            loc="upper left",
+            bbox_to_anchor=(1.02, 1.0),
+            ncols=1 if len(domains) <= 20 else 2,
+            borderaxespad=0.0,
+        )
+    else:
+        ax.legend(fontsize=MIN_FONT, loc="upper left")
     return ax.figure
 
 
@@ -152,6 +229,7 @@ def scaling_fan(
     max_draws: int | None = 500,
     seed: int = 0,
     legend: bool = True,
+    loss_unit: str = LOSS_UNIT,
     ax: Any = None,
 ) -> Any:
     """Observed checkpoint losses vs tokens per model size, and the fitted law extrapolated.
@@ -182,6 +260,8 @@ def scaling_fan(
         Posterior draws used (at most) and their seed.
     legend
         Draw the legend.
+    loss_unit
+        Unit of the losses, named on the loss axis.
     ax
         Axes to draw on; ``None`` makes a new figure.
 
@@ -191,6 +271,7 @@ def scaling_fan(
     """
     check_nested(nested)
     prob = check_prob(prob)
+    loss_unit = check_loss_unit(loss_unit)
     model_size, tokens = _target(model_size, tokens)
     if domain != "total" and domain not in nested.domains:
         raise InputError(
@@ -261,13 +342,13 @@ def scaling_fan(
         )
     ax.set_xscale("log")
     ax.set_xlabel("training tokens")
-    ax.set_ylabel(f"{domain} loss")
+    ax.set_ylabel(f"{domain} loss ({loss_unit})")
     scale = ""
     if tokens is not None:
         scale = f", to D*={tokens:.3g}" + (f", N*={model_size:.3g}" if model_size is not None else "")
-    ax.set_title(f"Scaling fan: {domain}, mixture {label}{scale}", fontsize="medium")
+    ax.set_title(f"Scaling fan: {domain}, mixture {label}{scale}", fontsize=TITLE_FONT)
     if legend:
-        ax.legend(fontsize="x-small", loc="upper right")
+        ax.legend(fontsize=MIN_FONT, loc="upper right")
     return ax.figure
 
 
@@ -277,7 +358,9 @@ def interaction_matrix(idata: _arviz.InferenceData, *, prob: float = 0.9, ax: An
     Cells are coloured by the posterior mean of ``t_ij`` on a diverging scale centred at 0 (blue:
     training on ``j`` lowers the loss of ``i``, relative to the average training domain, since rows
     are zero-sum), annotated with the mean; a ``*`` marks entries whose ``prob`` interval
-    excludes 0. A point fit (MAP) has no interval and marks nothing.
+    excludes 0. A point fit (MAP) has no interval and marks nothing. When a cell is too narrow
+    for its number at :data:`MIN_FONT` (many domains), only the ``*`` marks are drawn and the
+    title says so (the report's table holds the numbers).
 
     Parameters
     ----------
@@ -298,28 +381,39 @@ def interaction_matrix(idata: _arviz.InferenceData, *, prob: float = 0.9, ax: An
     table = interaction_summary(idata, prob=prob)
     mean = draws.mean(axis=0)
     excludes = table["excludes_zero"].to_numpy().reshape(mean.shape)
-    ax = _axes(ax, (1.6 + 0.95 * len(columns), 1.3 + 0.6 * len(rows)))
+    cell = min(0.95, (MAX_WIDTH - 2.8) / len(columns))
+    ax = _axes(ax, (2.8 + cell * len(columns), 1.6 + min(0.6, max(0.32, 0.65 * cell)) * len(rows)))
     limit = float(np.abs(mean).max()) or 1.0
     image = ax.imshow(mean, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
-    ax.set_xticks(range(len(columns)), columns, rotation=30, ha="right")
+    ax.set_xticks(
+        range(len(columns)), columns, rotation=max(_tick_rotation(len(columns))[0], 30.0), ha="right"
+    )
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlabel("training domain j")
     ax.set_ylabel("validation domain i")
+    # a number "-0.12*" needs about 0.5 inch at MIN_FONT; the axes get about 3/4 of the figure
+    cell_width = ax.get_position().width * ax.figure.get_figwidth() / len(columns)
+    numbers = cell_width >= 0.5
     for i in range(mean.shape[0]):
         for j in range(mean.shape[1]):
+            mark = "*" if excludes[i, j] else ""
+            if not numbers and not mark:
+                continue
             strong = abs(mean[i, j]) > 0.6 * limit
             ax.text(
                 j,
                 i,
-                f"{mean[i, j]:.2f}" + ("*" if excludes[i, j] else ""),
+                f"{mean[i, j]:.2f}{mark}" if numbers else mark,
                 ha="center",
                 va="center",
-                fontsize="small",
+                fontsize=MIN_FONT,
                 color="white" if strong else "black",
             )
     ax.figure.colorbar(image, ax=ax, label=f"posterior mean {name}_ij")
     note = "point fit: no intervals" if draws.shape[0] == 1 else f"* = {prob:.0%} interval excludes 0"
-    ax.set_title(f"Interaction matrix {name} ({note})", fontsize="medium")
+    if not numbers:
+        note += "; values in the table"
+    ax.set_title(f"Interaction matrix {name} ({note})", fontsize=TITLE_FONT)
     return ax.figure
 
 
@@ -352,7 +446,7 @@ def optimum_mixture(
     check_result(result)
     prob = check_prob(prob)
     domains = list(result.mixture.index)
-    ax = _axes(ax, (max(5.0, 1.0 + 0.9 * len(domains)), 4.2))
+    ax = _axes(ax, (min(MAX_WIDTH, max(5.0, 1.0 + 0.9 * len(domains))), 4.2 if len(domains) <= 8 else 4.8))
     x = np.arange(len(domains))
     width = 0.38
     chosen = result.mixture.to_numpy(dtype=float)
@@ -379,9 +473,8 @@ def optimum_mixture(
             label=f"{prob:.0%} interval of the optimum's location",
         )
     ax.bar(x + width / 2, result.reference.to_numpy(dtype=float), width, color="0.65", label="reference")
-    ax.set_xticks(
-        x, domains, rotation=30 if len(domains) > 4 else 0, ha="right" if len(domains) > 4 else "center"
-    )
+    rotation, align = _tick_rotation(len(domains))
+    ax.set_xticks(x, domains, rotation=rotation, ha=align)
     ax.set_ylabel("share of training tokens")
     ax.set_ylim(
         0,
@@ -397,9 +490,9 @@ def optimum_mixture(
         ),
     )
     ax.set_title(
-        f"Optimum mixture for target {result.target!r} ({result.risk}) vs reference", fontsize="medium"
+        f"Optimum mixture for target {result.target!r} ({result.risk}) vs reference", fontsize=TITLE_FONT
     )
-    ax.legend(fontsize="small")
+    ax.legend(fontsize=MIN_FONT)
     return ax.figure
 
 
@@ -411,6 +504,7 @@ def optimum_loss(
     max_draws: int | None = None,
     seed: int = 0,
     bins: int | None = None,
+    loss_unit: str = LOSS_UNIT,
     ax: Any = None,
 ) -> Any:
     """Posterior of the target loss at the optimum ``r*`` and at the reference mixture.
@@ -433,6 +527,8 @@ def optimum_loss(
         gave :func:`bayesmix.optimise` when the target was a mapping or a function).
     bins
         Histogram bins; default ``1.5 sqrt(draws)`` between 10 and 40.
+    loss_unit
+        Unit of the losses, named on the loss axis.
     ax
         Axes to draw on; ``None`` makes a new figure.
 
@@ -440,6 +536,7 @@ def optimum_loss(
     -------
     matplotlib.figure.Figure
     """
+    loss_unit = check_loss_unit(loss_unit)
     draws = optimum_draws(idata, result, target=target, max_draws=max_draws, seed=seed)
     if bins is None:
         bins = int(np.clip(1.5 * np.sqrt(len(draws)), 10, 40))
@@ -455,9 +552,9 @@ def optimum_loss(
             float(draws[column].mean()), color=colour, lw=2, label=f"{name} mean {draws[column].mean():.4f}"
         )
     p = float((draws["optimum"] < draws["reference"]).mean())
-    ax.set_xlabel(f"expected {result.target} loss")
+    ax.set_xlabel(f"expected {result.target} loss ({loss_unit})")
     ax.set_ylabel("posterior density" if edges is not None else "")
-    note = "" if edges is not None else " (point fit: no posterior spread)"
-    ax.set_title(f"Target loss at r* vs reference: P(beats reference) = {p:.3f}{note}", fontsize="medium")
-    ax.legend(fontsize="small")
+    note = "" if edges is not None else "\n(point fit: no posterior spread)"
+    ax.set_title(f"Target loss at r* vs reference: P(beats reference) = {p:.3f}{note}", fontsize=TITLE_FONT)
+    ax.legend(fontsize=MIN_FONT)
     return ax.figure

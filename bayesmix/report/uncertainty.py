@@ -42,6 +42,8 @@ UNDECIDED = (0.2, 0.8)
 RUNS_PER_PARAMETER = 2.0
 #: at most this many interaction entries are named in a finding's message
 MAX_NAMED = 6
+#: fit methods whose draws are a posterior (with diagnostics); the others are point fits
+POSTERIOR_METHODS = ("nuts", "laplace")
 
 
 def check_result(result: Any) -> OptimisationResult:
@@ -150,6 +152,12 @@ def optimum_location_draws(
     enter; probabilistic loss constraints are not applied (they are statements about the whole
     posterior, not about one draw).
 
+    The limits are those ``r*`` was chosen within: the result's ``box`` (bounds, fixed shares,
+    exclusions, token caps and trust region, as the optimiser applied them), so the intervals of
+    the optimal shares respect the same constraints as the optimum. Limits given here instead
+    (any of ``**limits`` but ``reference``) rebuild the box from them, as
+    :func:`bayesmix.optimise` would; so does a result that records no box.
+
     Parameters
     ----------
     idata
@@ -167,7 +175,7 @@ def optimum_location_draws(
     **limits
         The mixture limits given to :func:`bayesmix.optimise`: ``bounds``, ``fixed``,
         ``exclude``, ``tokens``, ``max_epochs``, ``target_tokens``, ``reference``,
-        ``trust_region``.
+        ``trust_region``; needed only for a result that records no ``box`` (see above).
 
     Returns
     -------
@@ -183,7 +191,17 @@ def optimum_location_draws(
     unknown = sorted(set(limits) - set(LIMIT_KEYS))
     if unknown:
         raise InputError("limits", f"unknown keywords {unknown}", f"use some of {list(LIMIT_KEYS)}")
-    problem = Problem.from_idata(idata, "mean", max_draws=None, seed=seed, **limits)
+    recorded = result.box
+    if (
+        recorded is not None
+        and not set(limits) - {"reference"}
+        and tuple(recorded.domains) == tuple(str(d) for d in result.mixture.index)
+    ):
+        # the optimum's own limits, trust region included: no second trust region on top
+        problem = Problem.from_idata(idata, "mean", max_draws=None, seed=seed, trust_region=None, **limits)
+        problem = replace(problem, box=recorded)
+    else:
+        problem = Problem.from_idata(idata, "mean", max_draws=None, seed=seed, **limits)
     aim = result_target(result, problem.draws.domains, target)
     problem = replace(problem, target=aim, prior_mixture=result.mixture.to_numpy(dtype=float))
     total = problem.draws.n_draws
@@ -308,7 +326,7 @@ def _interaction_findings(fit: _arviz.InferenceData, name: str, prob: float) -> 
 
 
 def _health_findings(name: str, health: SamplerHealth) -> list[Finding]:
-    if health.method != "nuts":
+    if health.method not in POSTERIOR_METHODS:
         message = (
             f"{name[0].upper()}{name[1:]} is a {health.method} point fit: it has no posterior uncertainty, so its intervals hold only "
             f"run noise and every probability it reports is 0 or 1; fit with NUTS to know how sure to be."

@@ -3,7 +3,9 @@
 * :class:`Designer` - ask/tell loop with batches that account for pending runs, proposals of
   model size and tokens (:class:`RunScale`) with cost-aware acquisition, a checked JSON state,
   rebuild from a :class:`~bayesmix.data.runs.RunTable` or the run ledger
-  (:mod:`bayesmix.design.designer`);
+  (:mod:`bayesmix.design.designer`, built on :mod:`~bayesmix.design.scales`,
+  :mod:`~bayesmix.design.records`, :mod:`~bayesmix.design.candidates`,
+  :mod:`~bayesmix.design.state` and :mod:`~bayesmix.design.rebuild`);
 * acquisition functions on posterior draws (:mod:`bayesmix.design.acquisition`);
 * space-filling initial designs inside the optimiser's constraints (:mod:`bayesmix.design.initial`);
 * the refit surrogates (:mod:`bayesmix.design.surrogate`) and the stopping report
@@ -21,9 +23,10 @@ from bayesmix.design.acquisition import (
     thompson,
     transfer_correlation,
 )
-from bayesmix.design.designer import Designer, Proposal, RunScale, parse_scales
+from bayesmix.design.designer import Designer, Proposal
 from bayesmix.design.fantasy import condition_on
 from bayesmix.design.initial import feasible_candidates, maximin_select, space_filling
+from bayesmix.design.scales import RunScale, parse_scales
 from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
 from bayesmix.design.surrogate import BootstrapLaw, EnsemblePosterior, LawFit
 

@@ -41,6 +41,7 @@ from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
 from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
 from bayesmix.inference.fit import SAMPLERS, _fit_nuts
+from bayesmix.inference.nested_discrepancy import discrepancy_factor
 from bayesmix.inference.predict import check_seed, posterior_draws
 from bayesmix.laws.aggregation import ExplicitAggregation
 from bayesmix.laws.mixing import MixingLaw
@@ -728,8 +729,6 @@ def predict_target(
     if not isinstance(renormalise, bool | np.bool_):
         raise InputError("renormalise", f"got {renormalise!r}", "give True or False")
     if discrepancy is not None:  # checked before any stage is fitted
-        from bayesmix.inference.nested_calibration import discrepancy_factor
-
         discrepancy_factor(discrepancy, 1.0, 1.0, 1, 0)
     shares = composition if composition is not None else dict.fromkeys(fitted.domains, 1.0)
     aggregation = ExplicitAggregation(shares, list(fitted.domains))  # checked before any stage is fitted

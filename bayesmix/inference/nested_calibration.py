@@ -16,7 +16,9 @@ log loss, and ``e = ln(N / N_max_fit)``. :func:`~bayesmix.inference.nested.predi
 ``discrepancy=`` then multiplies its draws by ``exp(kappa * e* * z)``, ``e* = ln(N*/N_max)``,
 with one ``z ~ N(0, 1)`` per draw shared by every mixture and domain (the error of a form is
 systematic, not independent noise). ``kappa = 0`` when the held-out losses are as well predicted
-as the posterior says, so a well-specified study keeps its intervals.
+as the posterior says, so a well-specified study keeps its intervals. The result type and the
+factor live in :mod:`bayesmix.inference.nested_discrepancy` (read by both this module and
+:mod:`bayesmix.inference.nested`).
 
 Assumptions, stated because they matter: the discrepancy grows linearly in log size (a
 random-walk-like drift of the form), it is estimated from a short extrapolation (the held-out
@@ -26,7 +28,6 @@ extrapolation in tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,30 +35,10 @@ import pandas as pd
 
 from bayesmix.data.curves import CurveTable
 from bayesmix.errors import InputError, NotEnoughDataError
+from bayesmix.inference.nested import fit_nested, predict_target
+from bayesmix.inference.nested_discrepancy import ExtrapolationCalibration, discrepancy_factor
 
-
-@dataclass(frozen=True)
-class ExtrapolationCalibration:
-    """Result of :func:`calibrate_extrapolation`.
-
-    Attributes
-    ----------
-    kappa
-        Standard deviation of the unexplained log-loss error per e-fold of size extrapolation.
-    max_fit_size
-        Largest model size of the refit (the held-out sizes are above it).
-    residuals
-        One row per held-out (run, domain): ``observed``, ``predicted`` (posterior mean of the
-        log loss, exponentiated), ``log_residual``, ``predictive_var`` (of the log loss),
-        ``efolds``.
-    refit
-        The nested fit on the sizes up to ``max_fit_size`` that made the backtest's predictions.
-    """
-
-    kappa: float
-    max_fit_size: float
-    residuals: pd.DataFrame
-    refit: Any = None
+__all__ = ["ExtrapolationCalibration", "calibrate_extrapolation", "discrepancy_factor"]
 
 
 def calibrate_extrapolation(
@@ -84,8 +65,6 @@ def calibrate_extrapolation(
         Fewer than ``holdout_sizes + 2`` model sizes, or no held-out run whose mixture the refit
         observed.
     """
-    from bayesmix.inference.nested import fit_nested, predict_target
-
     if not isinstance(table, CurveTable):
         raise InputError("table", f"got {type(table).__name__}", "build a CurveTable (CurveTable.from_long)")
     if isinstance(holdout_sizes, bool) or not isinstance(holdout_sizes, int) or holdout_sizes < 1:
@@ -142,17 +121,3 @@ def calibrate_extrapolation(
     excess = float((residuals["log_residual"] ** 2 - residuals["predictive_var"]).mean())
     kappa = float(np.sqrt(max(0.0, excess) / float((residuals["efolds"] ** 2).mean())))
     return ExtrapolationCalibration(kappa=kappa, max_fit_size=cut, residuals=residuals, refit=fitted)
-
-
-def discrepancy_factor(
-    discrepancy: ExtrapolationCalibration | float, model_size: float, max_size: float, n: int, seed: int
-) -> np.ndarray:
-    """Multiplicative draws ``exp(kappa * e* * z)`` (shape ``(n,)``) for a target of ``model_size``."""
-    kappa = discrepancy.kappa if isinstance(discrepancy, ExtrapolationCalibration) else discrepancy
-    if isinstance(kappa, bool) or not isinstance(kappa, int | float) or not np.isfinite(kappa) or kappa < 0:
-        raise InputError(
-            "discrepancy", f"got {discrepancy!r}", "give calibrate_extrapolation's result or kappa >= 0"
-        )
-    efolds = max(0.0, float(np.log(model_size / max_size)))
-    z = np.random.default_rng([seed, 7]).standard_normal(n)
-    return np.exp(float(kappa) * efolds * z)

@@ -26,6 +26,7 @@ from .laws import register_law as register_law
 from .laws.scaling import JointScalingLaw as JointScalingLaw
 from .laws.scaling import SizeLaw as SizeLaw
 from .laws.scaling import StepLaw as StepLaw
+from .laws.joint import JointMixingLaw as JointMixingLaw
 from .models.discrepancy import Discrepancy as Discrepancy
 
 # fitting, prediction, diagnostics, files
@@ -37,6 +38,12 @@ from .inference import interval as interval
 from .inference import load as load
 from .inference import predict as predict
 from .inference import save as save
+from .inference import add_log_likelihood as add_log_likelihood
+from .inference import add_posterior_predictive as add_posterior_predictive
+from .inference import compare as compare
+from .inference import loo as loo
+from .inference import summary as summary
+from .inference import to_chain_draw as to_chain_draw
 from .inference.discrepancy import calibrate_discrepancy as calibrate_discrepancy
 
 # nested scaling laws and the target scale
@@ -49,6 +56,10 @@ from .inference.nested_calibration import calibrate_extrapolation as calibrate_e
 from .inference.nested_io import load_nested as load_nested
 from .inference.nested_io import save_nested as save_nested
 from .inference.nested_target import target_fit as target_fit
+
+# runs at several model sizes: the joint mixture x size law
+from .inference.joint import fit_joint as fit_joint
+from .inference.joint import joint_at as joint_at
 
 # choosing the mixture
 from .optimise import LossConstraint as LossConstraint

@@ -55,7 +55,12 @@ def ess_tail(idata: InferenceData, var_names: list[str] | None = None) -> xr.Dat
 
 def hdi(draws: xr.DataArray, prob: float, sample_dim: str = "sample") -> xr.Dataset:
     """Highest-density interval of ``draws`` over ``sample_dim``; returns ``lower``/``upper``."""
-    arranged = draws.rename({sample_dim: "draw"}).expand_dims("chain", 0)
+    ordered = draws.transpose(sample_dim, ...)
+    others = [d for d in ordered.dims if d != sample_dim]
+    coords = {name: coord for name, coord in draws.coords.items() if sample_dim not in coord.dims}
+    arranged = xr.DataArray(
+        ordered.to_numpy()[None], dims=("chain", "draw", *others), coords=coords, name=draws.name or "x"
+    )
     out = az.hdi(arranged, hdi_prob=prob)
     var = next(iter(out.data_vars))
     return xr.Dataset(
@@ -63,14 +68,49 @@ def hdi(draws: xr.DataArray, prob: float, sample_dim: str = "sample") -> xr.Data
     )
 
 
-def summary(idata: InferenceData, var_names: list[str] | None = None) -> Any:
-    """ArviZ's summary table (pandas)."""
-    return az.summary(idata, var_names=var_names)
+def summary(idata: InferenceData, var_names: list[str] | None = None, **kwargs: Any) -> Any:
+    """ArviZ's summary table (pandas); ``kwargs`` go to ``arviz.summary``."""
+    return az.summary(idata, var_names=var_names, **kwargs)
 
 
-def to_netcdf(idata: InferenceData, path: str) -> None:
-    """Write InferenceData to a netCDF file."""
-    idata.to_netcdf(path)
+def loo(idata: InferenceData, *, var_name: str = "loss", pointwise: bool = False) -> Any:
+    """PSIS-LOO (``arviz.loo``) of ``idata``'s ``log_likelihood[var_name]``: ArviZ's ``ELPDData``."""
+    return az.loo(idata, var_name=var_name, pointwise=pointwise)
+
+
+def compare(fits: dict[str, InferenceData], *, var_name: str = "loss") -> Any:
+    """``arviz.compare`` by PSIS-LOO (log scale): ArviZ's table, best fit first."""
+    return az.compare(fits, ic="loo", var_name=var_name, scale="log")
+
+
+def set_group(idata: InferenceData, group: str, dataset: xr.Dataset) -> None:
+    """Put ``dataset`` in ``idata`` as ``group`` (in place), replacing a group of that name."""
+    if group in idata.groups():
+        setattr(idata, group, dataset)
+    else:
+        idata.add_groups({group: dataset})
+
+
+def shallow_copy(idata: InferenceData) -> InferenceData:
+    """A new InferenceData holding ``idata``'s groups (the datasets are shared, not copied)."""
+    return az.InferenceData(**{name: getattr(idata, name) for name in idata.groups()})
+
+
+def with_group(idata: InferenceData, group: str, dataset: xr.Dataset) -> InferenceData:
+    """A new InferenceData with ``idata``'s groups (shared, not copied) and ``dataset`` as ``group``."""
+    groups = {name: getattr(idata, name) for name in idata.groups()}
+    groups[group] = dataset
+    return az.InferenceData(**groups)
+
+
+def to_netcdf(idata: InferenceData, path: str, compress: bool = False) -> None:
+    """Write InferenceData to a netCDF file (uncompressed unless ``compress``).
+
+    zlib gains little on posterior draws and costs much time: on a RegMix-size fit with its
+    float32 log likelihood (130 MB of arrays) it wrote 121.5 MB in 4.2 s against 130 MB in
+    0.14 s uncompressed; the posterior alone 22.8 MB against 23.5 MB.
+    """
+    idata.to_netcdf(path, compress=compress)
 
 
 def from_netcdf(path: str) -> InferenceData:

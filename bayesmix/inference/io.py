@@ -6,6 +6,11 @@ matches (so a truncated or altered file is caught), the spec stored inside the n
 in the JSON, the bayesmix version that wrote it is this one, the posterior and the data it was
 fitted to hold only finite numbers (so a fit that was corrupt when written is caught), and
 (optionally) the spec is the one the caller expects. Nothing is unpickled.
+
+Every group of the fit is written, ``log_likelihood`` and ``posterior_predictive`` included
+(float32, as ``fit`` makes them), uncompressed (:func:`bayesmix.inference._arviz.to_netcdf`);
+files written before fits carried those groups load without them
+(:func:`~bayesmix.inference.predict.add_log_likelihood` adds them back).
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ from bayesmix.models.mixing_model import ModelSpec
 from bayesmix.versions import __version__, package_versions
 
 FILE_FORMAT = 1
-#: the groups of a saved fit whose numbers must all be finite
-FINITE_GROUPS = ("posterior", "constant_data", "observed_data")
+#: the groups of a saved fit whose numbers must all be finite, where present (files written
+#: before fits carried ``log_likelihood`` and ``posterior_predictive`` load without them)
+FINITE_GROUPS = ("posterior", "constant_data", "observed_data", "log_likelihood", "posterior_predictive")
 
 
 class InterruptedSaveWarning(UserWarning):
@@ -146,9 +152,10 @@ def load(
     IncompatibleFileError
         Missing sidecar, corrupt or truncated netCDF, spec mismatch, other version.
     CorruptFitError
-        A variable of the posterior, or of the constant or observed data, holds NaN or
-        infinite values (the fit was corrupt when it was saved): an ``InputError`` that names
-        the file and the variable (and an ``IncompatibleFileError``).
+        A variable of the posterior, of the constant or observed data, or of the
+        ``log_likelihood`` or ``posterior_predictive`` group, holds NaN or infinite values
+        (the fit was corrupt when it was saved): an ``InputError`` that names the file and the
+        variable (and an ``IncompatibleFileError``).
     """
     path = Path(path)
     if path.suffix == ".json":
@@ -171,7 +178,8 @@ def load(
             f"{path} uses file format {file_format}; this bayesmix reads format {FILE_FORMAT}: refit, or load it "
             "with the bayesmix version that wrote it"
         )
-    if (not path.exists() or _sha256(path) != checksum) and _previous(path).exists():
+    digest = _sha256(path) if path.exists() else None  # hashed once: a large fit takes ~0.4 s a pass
+    if digest != checksum and _previous(path).exists():
         if _sha256(_previous(path)) == checksum:  # a save was interrupted before its sidecar
             warnings.warn(
                 f"{path}: a save was interrupted before it finished; loaded the previous fit "
@@ -180,11 +188,12 @@ def load(
                 stacklevel=2,
             )
             path = _previous(path)
+            digest = checksum
     if not path.exists():
         raise IncompatibleFileError(
             f"{path} does not exist: a saved fit is a .nc file with a .json sidecar written by bayesmix.save"
         )
-    if _sha256(path) != checksum:
+    if digest != checksum:
         raise IncompatibleFileError(
             f"{path} does not match the checksum in {sidecar_path.name}: the file is truncated or was changed "
             "after saving; save the fit again"

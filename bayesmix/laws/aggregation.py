@@ -25,7 +25,7 @@ import numpy as np
 from bayesmix.errors import InputError
 from bayesmix.laws.base import DataSummary, Law, ParameterSpec, register_law
 from bayesmix.laws.features import centred_features
-from bayesmix.laws.mixing import _check_exponent, mixing_constants, zero_sum_basis
+from bayesmix.laws.mixing import _check_exponent, contrast_dim, mixing_constants, zero_sum_basis
 
 
 @register_law
@@ -116,7 +116,9 @@ class ImplicitMixingLaw(Law):
         weights = reducible[:, None] * shares
         basis = zero_sum_basis(n_train)
         slope_sd = pm.HalfNormal("slope_sd", 3.0)
-        coefficients = pm.Normal("slope_coef", 0.0, slope_sd, shape=(n_domains, n_comp, n_train - 1))
+        coefficients = pm.Normal(
+            "slope_coef", 0.0, slope_sd, dims=("domain", "component", contrast_dim(n_train))
+        )
         slope = pt.dot(coefficients, basis.T)
         if self.exponent != 1.0:
             slope = slope + pm.Normal("slope_offset", 0.0, 3.0, dims=("domain", "component"))[:, :, None]

@@ -44,6 +44,24 @@ def zero_sum_basis(n: int) -> np.ndarray:
     return basis
 
 
+#: dim of slope coordinates in the orthonormal zero-sum basis of the training domains
+#: (:func:`zero_sum_basis`): ``M - 1`` contrasts, labelled ``0 .. M - 2``
+CONTRAST_DIM = "train_contrast"
+
+
+def contrast_dim(n_train: int) -> str:
+    """Add the :data:`CONTRAST_DIM` coordinate (``n_train - 1`` entries) to the model in context.
+
+    Returns the dim's name, for the ``dims`` of the variables that live in the zero-sum basis.
+    """
+    import pymc as pm
+
+    model = pm.modelcontext(None)
+    if CONTRAST_DIM not in model.coords:
+        model.add_coord(CONTRAST_DIM, list(range(n_train - 1)))
+    return CONTRAST_DIM
+
+
 def mixing_constants(data: DataSummary, exponent: float | str) -> dict[str, np.ndarray]:
     """Constants of the mixing laws: the reference mixture, and the exponent unless it is learned."""
     values = {"reference_mixture": np.asarray(data.mixture_mean, dtype=float)}
@@ -172,8 +190,9 @@ class MixingLaw(Law):
         # it (``basis``), centred on a shared column effect plus a shared self effect: the data
         # pin the slopes down, so the centred form has no funnel.
         basis = zero_sum_basis(n_train)
+        contrast = contrast_dim(n_train)
         column_sd = pm.HalfNormal("slope_column_sd", 3.0)
-        column = column_sd * pm.Normal("slope_column_z", 0.0, 1.0, shape=n_train - 1)
+        column = column_sd * pm.Normal("slope_column_z", 0.0, 1.0, dims=contrast)
         centre = pt.broadcast_to(column[None, :], (n_domains, n_train - 1))
         has_self = data.self_index >= 0
         if self.self_effect and has_self.any():
@@ -182,10 +201,12 @@ class MixingLaw(Law):
             centre = centre + pm.Normal("slope_self", 0.0, 5.0) * (indicator @ basis)
         deviation_sd = pm.HalfNormal("slope_deviation_sd", 3.0)
         if self.centred:
-            coefficients = pm.Normal("slope_coef", centre, deviation_sd, shape=(n_domains, n_train - 1))
+            coefficients = pm.Normal("slope_coef", centre, deviation_sd, dims=("domain", contrast))
         else:
-            offsets = pm.Normal("slope_coef_z", 0.0, 1.0, shape=(n_domains, n_train - 1))
-            coefficients = pm.Deterministic("slope_coef", centre + deviation_sd * offsets)
+            offsets = pm.Normal("slope_coef_z", 0.0, 1.0, dims=("domain", contrast))
+            coefficients = pm.Deterministic(
+                "slope_coef", centre + deviation_sd * offsets, dims=("domain", contrast)
+            )
         slope = pt.dot(coefficients, basis.T)
         if not self._power_is_one:
             offset_mu = pm.Normal("slope_offset_mu", 0.0, 3.0)

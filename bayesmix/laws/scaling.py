@@ -240,7 +240,6 @@ class ScalingLaw(ABC):
         import pytensor.tensor as pt
 
         p = prefix
-        n_dom = len(summary.domains)
         level_z = pm.Normal(f"{p}level_z", 0.0, 1.0, dims=dim)
         level = pm.Deterministic(f"{p}level", summary.level + 2.0 * summary.spread * level_z, dims=dim)
         params: dict[str, Any] = {}
@@ -250,7 +249,7 @@ class ScalingLaw(ABC):
             mu = pm.Normal(f"{p}{name}_log_mu", np.log(EXPONENT_PRIOR_MEDIAN), EXPONENT_PRIOR_LOG_SD)
             sd_domain = pm.HalfNormal(f"{p}{name}_log_sd_domain", 0.25)
             sd_curve = pm.HalfNormal(f"{p}{name}_log_sd_curve", 0.25)
-            z_domain = pm.Normal(f"{p}{name}_z_domain", 0.0, 1.0, shape=n_dom)
+            z_domain = pm.Normal(f"{p}{name}_z_domain", 0.0, 1.0, dims="domain")
             z_curve = pm.Normal(f"{p}{name}_z_curve", 0.0, 1.0, dims=dim)
             log_exponent = mu + sd_domain * z_domain[summary.curve_domain] + sd_curve * z_curve
             exponent = pm.Deterministic(f"{p}{name}", pt.exp(log_exponent), dims=dim)

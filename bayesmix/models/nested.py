@@ -96,7 +96,7 @@ def _domain_medians(values: np.ndarray, domain_index: np.ndarray, n_domains: int
     return np.array([np.median(values[domain_index == i]) for i in range(n_domains)])
 
 
-def gaussian_measurement(name: str, mean: Any, draws: np.ndarray, extra_sd: Any) -> Any:
+def gaussian_measurement(name: str, mean: Any, draws: np.ndarray, extra_sd: Any, dims: Any = None) -> Any:
     """Observe the mean of ``draws`` as ``MvNormal(mean, cov(draws) + diag(extra_sd^2))``.
 
     Parameters
@@ -110,6 +110,8 @@ def gaussian_measurement(name: str, mean: Any, draws: np.ndarray, extra_sd: Any)
         the measurement error (the previous stage's posterior uncertainty, correlations included).
     extra_sd
         Tensor (length ``K``) of the extra spread this stage models (run-to-run or misfit).
+    dims
+        Name of the model's dim of length ``K`` (so the observed data has a named dim).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -119,7 +121,7 @@ def gaussian_measurement(name: str, mean: Any, draws: np.ndarray, extra_sd: Any)
     cov = np.atleast_2d(np.cov(draws, rowvar=False))
     cov = cov + np.eye(len(observed)) * COVARIANCE_JITTER * max(float(np.mean(np.diag(cov))), 1e-12)
     total = pt.as_tensor_variable(cov) + pt.diag(extra_sd**2)
-    return pm.MvNormal(name, mu=mean, cov=total, observed=observed)
+    return pm.MvNormal(name, mu=mean, cov=total, observed=observed, dims=dims)
 
 
 def scaling_summary(
@@ -285,7 +287,7 @@ def build_size_stage_model(
         per_obs = {name: value[curves.index] for name, value in params.items()}
         mean = law.evaluate(per_obs, {"model_size": size}, xp=_pt())
         sigma = pm.HalfNormal("sigma", sigma=spread, dims="domain")
-        gaussian_measurement("loss", mean, extrapolated, sigma[obs_domain])
+        gaussian_measurement("loss", mean, extrapolated, sigma[obs_domain], dims="obs")
     return model, curves, summary
 
 
@@ -317,6 +319,8 @@ def build_mixing_stage_model(
         "mixture": [str(m) for m in mixtures.index],
         "domain": list(domains),
         "train_domain": [str(c) for c in mixtures.columns],
+        # the flattened (mixture, domain) cells the measurement model observes, mixture-major
+        "mixture_domain": [f"{m}/{d}" for m in mixtures.index for d in domains],
         **law.extra_coords(),
     }
     constant_dims = {spec.name: spec.dims for spec in law.constants}
@@ -329,7 +333,9 @@ def build_mixing_stage_model(
         mean = law.evaluate(values, mix, xp=_pt())
         sigma = pm.HalfNormal("sigma", sigma=data.loss_sd, dims="domain")
         extra = _pt().broadcast_to(sigma[None, :], (n_mix, n_dom)).flatten()
-        gaussian_measurement("loss", mean.flatten(), target.reshape(target.shape[0], -1), extra)
+        gaussian_measurement(
+            "loss", mean.flatten(), target.reshape(target.shape[0], -1), extra, dims="mixture_domain"
+        )
     return model
 
 

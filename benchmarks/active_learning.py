@@ -1,4 +1,4 @@
-"""Active-learning benchmark (issue 6): pool-based simulation on the RegMix 1M runs.
+"""Active-learning benchmark: pool-based simulation on the RegMix 1M runs.
 
 The pool is the 512 train + 256 test RegMix 1M-parameter runs (../shared/data/regmix); buying a run
 reveals its real Pile-CC validation loss. For each strategy and seed, after ``n`` runs are bought,

@@ -1,4 +1,4 @@
-"""Nested prediction on proxies trained with bayesmix itself (issue 3): predict, then train and compare.
+"""Nested prediction on proxies trained with bayesmix itself: predict, then train and compare.
 
 Protocol, on the embedded corpus (4 domains: code, dialogue, legal, encyclopedic):
 

@@ -1,4 +1,4 @@
-"""Mixture optimiser benchmark (issue 5) on the RegMix 1M proxy runs (../shared/data/regmix).
+"""Mixture optimiser benchmark on the RegMix 1M proxy runs (../shared/data/regmix).
 
 Fits ``MixingLaw(exponent=0.5)`` by NUTS on the 512 train runs, then chooses the mixture that
 minimises the posterior expected loss of a target (Pile-CC; in the full run also the mean of the

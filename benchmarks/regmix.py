@@ -1,4 +1,4 @@
-"""RegMix benchmark of the law engine (issue 2).
+"""RegMix benchmark of the law engine.
 
 Fits on the 512 RegMix 1M-parameter train runs (../shared/data/regmix), predicts the 256 1M
 test runs and the 256 60M test runs, for two targets: the Pile-CC validation loss and the mean of

@@ -1,4 +1,4 @@
-"""Active learning (issue 6): acquisitions, initial design, the ask/tell designer and its state."""
+"""Active learning: acquisitions, initial design, the ask/tell designer and its state."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Mixture optimiser (issue 5): optimum found, constraints exact, clear errors, seeds, P(beats ref)."""
+"""Mixture optimiser: optimum found, constraints exact, clear errors, seeds, P(beats ref)."""
 
 from __future__ import annotations
 

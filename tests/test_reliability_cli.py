@@ -1,4 +1,4 @@
-"""Reliability (issue 8): fuzzed arguments of ``bayesmix train`` and ``bayesmix sweep``, and corrupt study files.
+"""Reliability: fuzzed arguments of ``bayesmix train`` and ``bayesmix sweep``, and corrupt study files.
 
 Every invocation either gets as far as training (valid input) or exits with a documented error
 whose message names the argument, key or file and the fix; a raw exception fails the test. Nothing

@@ -1,4 +1,4 @@
-"""Reliability (issue 8): fuzzed bad input at every public entry point, and numerical edges.
+"""Reliability: fuzzed bad input at every public entry point, and numerical edges.
 
 Every input either succeeds with a result that passes its invariants, or raises a documented
 :class:`~bayesmix.errors.BayesmixError` (an :class:`~bayesmix.errors.InputError` names the field

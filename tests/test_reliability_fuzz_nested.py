@@ -1,4 +1,4 @@
-"""Reliability (issue 8), second part: fuzzed loss curves, nested-fit and search arguments, numerical edges.
+"""Reliability, second part: fuzzed loss curves, nested-fit and search arguments, numerical edges.
 
 Like ``tests/test_reliability_fuzz.py``: every input either succeeds with a result that passes its
 invariants or raises a documented :class:`~bayesmix.errors.BayesmixError` (an

@@ -1,4 +1,4 @@
-"""Reliability (issue 8): fuzzed arguments and files of the project-workflow commands.
+"""Reliability: fuzzed arguments and files of the project-workflow commands.
 
 ``bayesmix optimise`` (``--target``, ``--bound``, ``--exclude``, ``--risk``, ``--level`` on a saved
 fit) and ``bayesmix runs import`` (random long tables): every invocation either succeeds or exits 2

@@ -1,4 +1,4 @@
-"""Ledger reliability (issue 8): concurrent sweep workers, SIGKILL mid-sweep, corrupt checkpoints.
+"""Ledger reliability: concurrent sweep workers, SIGKILL mid-sweep, corrupt checkpoints.
 
 Real subprocesses share one study ledger. Checks: no run lost, none trained twice, no partial
 rows (every finished run has every domain at every evaluation step, nothing left ``running``).

@@ -22,6 +22,7 @@ compiles in new processes somewhat faster. Measured figures: ``benchmarks/speed.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import warnings
 from collections import OrderedDict
@@ -42,6 +43,8 @@ LOW_RANK_MIN_DIM = 100
 #: data containers named so are inputs of the compiled model, not data of the study (the data
 #: scales of the priors, inputs derived from the runs' mixtures): they stay out of ``constant_data``
 INTERNAL_DATA_PREFIXES = ("prior_", "derived_")
+
+logger = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -366,6 +369,11 @@ def sample_nuts(
 
     with one_blas_thread():
         comp = compiled(model, reuse=reuse)
+        logger.info(
+            "NUTS: %d chains x %d tuning + %d draws of %d parameters (model %s in %.1f s)",
+            int(chains), int(tune), int(draws), comp.n_dim,
+            "reused" if comp.cached else "compiled", comp.compile_seconds,
+        )
         started = time.perf_counter()
         with quiet():
             idata = nutpie.sample(
@@ -380,6 +388,7 @@ def sample_nuts(
                 low_rank_modified_mass_matrix=comp.n_dim > LOW_RANK_MIN_DIM,
             )
     sample_seconds = time.perf_counter() - started
+    logger.info("NUTS: sampled in %.1f s", sample_seconds)
     # the sampler's unconstrained copies (``sigma_log__``, ...) are internal: drop them
     internal = [name for name in idata.posterior.data_vars if str(name).endswith("__")]
     if internal:

@@ -87,3 +87,19 @@ def test_bad_arguments(fitted, tmp_path):
         save_nested("not a fit", tmp_path)
     with pytest.raises(bm.InputError, match="tokens"):
         target_fit(fitted, model_size=1e9, tokens=float("nan"))
+
+
+def test_nested_stages_carry_arviz_groups_through_save_and_load(fitted, tmp_path):
+    import arviz as az
+
+    scaling = fitted.scaling
+    assert {"log_likelihood", "posterior_predictive"} <= set(scaling.groups())
+    observed = scaling.observed_data["loss"]
+    assert scaling.log_likelihood["loss"].shape[2:] == observed.shape
+    assert scaling.posterior_predictive["loss"].dims[2:] == observed.dims
+    # the log likelihood is the Student-t / normal density of the observed losses (finite everywhere)
+    assert np.isfinite(scaling.log_likelihood["loss"].values).all()
+    assert np.isfinite(az.loo(scaling).elpd_loo)
+    loaded = load_nested(save_nested(fitted, tmp_path / "nested").parent)
+    assert "log_likelihood" in loaded.scaling.groups()
+    np.testing.assert_array_equal(loaded.scaling.log_likelihood["loss"].values, scaling.log_likelihood["loss"].values)

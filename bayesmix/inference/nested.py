@@ -38,7 +38,7 @@ import xarray as xr
 from bayesmix.data.curves import MIN_SIZES, CurveTable
 from bayesmix.data.runs import validate_mixtures
 from bayesmix.errors import InputError
-from bayesmix.inference import _arviz
+from bayesmix.inference import _arviz, engine
 from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
 from bayesmix.inference.fit import SAMPLERS, _fit_nuts
 from bayesmix.inference.nested_discrepancy import discrepancy_factor
@@ -323,12 +323,36 @@ def _sample(model: Any, settings: Mapping[str, Any], names: Sequence[str], stage
         settings["progressbar"],
     )
     seconds = time.perf_counter() - started
+    _add_arviz_groups(model, idata, settings["seed"])
     health = check_health(idata, list(names))
     fitted_health[stage] = health
     idata.posterior.attrs["bayesmix_health"] = health.to_json()
     idata.posterior.attrs["bayesmix_fit_seconds"] = float(seconds)
     report_health(health, strict=settings["strict"])
     return idata, seconds
+
+
+def _add_arviz_groups(model: Any, idata: Any, seed: int) -> None:
+    """``log_likelihood`` and ``posterior_predictive`` (float32) on a stage small enough to carry them.
+
+    The same size rule as :func:`bayesmix.fit` (``GROUP_MAX_VALUES`` draws x observations), so
+    ``arviz.loo``, ``arviz.compare`` and ``arviz.plot_ppc`` work on a nested stage's InferenceData.
+    """
+    import pymc as pm
+
+    from bayesmix.inference.fit import GROUP_MAX_VALUES
+
+    posterior = idata.posterior
+    if "observed_data" not in idata.groups():
+        return
+    n_observed = sum(int(v.size) for v in idata.observed_data.data_vars.values())
+    if posterior.sizes["chain"] * posterior.sizes["draw"] * n_observed > GROUP_MAX_VALUES:
+        return
+    with model, engine.quiet():
+        pm.compute_log_likelihood(idata, extend_inferencedata=True, progressbar=False)
+        replicated = pm.sample_posterior_predictive(idata, progressbar=False, random_seed=int(seed))
+    _arviz.set_group(idata, "log_likelihood", idata.log_likelihood.astype("float32"))
+    _arviz.set_group(idata, "posterior_predictive", replicated.posterior_predictive.astype("float32"))
 
 
 def _scaling_names(law: ScalingLaw) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -182,3 +183,33 @@ def test_derived_features_equal_the_laws_own_and_are_not_stored_with_the_fit(law
     assert bm.MixingLaw().derived_inputs(runs.mixtures.to_numpy(), params) == {}
     point = _fit(runs, law=mixing, method="map")
     assert not [n for n in point.constant_data.data_vars if str(n).startswith(("derived_", "prior_"))]
+
+
+def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_reported():
+    from bayesmix.inference import _arviz
+    from bayesmix.inference.diagnostics import check_health
+    from bayesmix.inference.engine import STUCK_LOGP_GAP, drop_stuck_chains
+
+    rng = np.random.default_rng(0)
+
+    def idata(offsets):
+        chains = len(offsets)
+        x = rng.normal(0, 1, (chains, 200))
+        x[0] += 5.0 if offsets[0] else 0.0  # the stuck chain sits elsewhere
+        logp = rng.normal(0, 1, (chains, 200)) - np.asarray(offsets)[:, None]
+        return _arviz.from_dict(
+            {"x": x}, coords={}, dims={}, sample_stats={"logp": logp, "diverging": np.zeros((chains, 200), bool)}
+        )
+
+    stuck = idata([3 * STUCK_LOGP_GAP, 0, 0, 0])
+    assert check_health(stuck, ["x"]).max_rhat > 1.5  # all four: the chains disagree
+    dropped = drop_stuck_chains(stuck)
+    assert [d["chain"] for d in dropped] == [0] and dropped[0]["logp_gap"] > 2 * STUCK_LOGP_GAP
+    assert stuck.posterior.sizes["chain"] == 3 and stuck.sample_stats.sizes["chain"] == 3
+    stuck.posterior.attrs["bayesmix_dropped_chains"] = json.dumps(dropped)
+    health = check_health(stuck, ["x"])
+    assert health.ok and health.dropped_chains == 1 and "1 stuck chain dropped" in str(health)
+    # within the gap, with too few chains, or when most chains disagree: nothing is dropped
+    assert drop_stuck_chains(idata([0.5 * STUCK_LOGP_GAP, 0, 0, 0])) == []
+    assert drop_stuck_chains(idata([3 * STUCK_LOGP_GAP, 0])) == []
+    assert drop_stuck_chains(idata([3 * STUCK_LOGP_GAP, 3 * STUCK_LOGP_GAP, 3 * STUCK_LOGP_GAP, 0])) == []

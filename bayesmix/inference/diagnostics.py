@@ -45,6 +45,9 @@ class SamplerHealth:
         Gaussian); below 0.7 the Gaussian matches the joint posterior (see :func:`laplace_health`).
     problems
         Human-readable list of what is wrong; empty when healthy.
+    dropped_chains
+        NUTS chains left out because they were stuck in a mode of negligible posterior mass
+        (:func:`bayesmix.inference.engine.drop_stuck_chains`); ``chains`` counts those kept.
     """
 
     method: str
@@ -56,6 +59,7 @@ class SamplerHealth:
     min_ess_tail: float = float("nan")
     problems: list[str] = field(default_factory=list)
     pareto_k: float = float("nan")
+    dropped_chains: int = 0
 
     @property
     def ok(self) -> bool:
@@ -84,6 +88,8 @@ class SamplerHealth:
             f"{self.chains} chains x {self.draws} draws, {self.divergences} divergences, "
             f"max r_hat {self.max_rhat:.3f}, min ESS bulk {self.min_ess_bulk:.0f} / tail {self.min_ess_tail:.0f}"
         )
+        if self.dropped_chains:
+            head += f" ({self.dropped_chains} stuck chain{'s' if self.dropped_chains > 1 else ''} dropped)"
         return head + ("" if self.ok else "\nProblems: " + "; ".join(self.problems))
 
 
@@ -121,10 +127,12 @@ def check_health(idata: _arviz.InferenceData, var_names: list[str], method: str 
         problems.append(f"r_hat {max_rhat:.3f} > {RHAT_LIMIT} for {rhat_var!r}: chains disagree, run longer")
     if min_bulk < ESS_PER_CHAIN * chains:
         problems.append(f"bulk ESS {min_bulk:.0f} < {ESS_PER_CHAIN * chains} for {bulk_var!r}: draw more")
+    dropped = len(json.loads(posterior.attrs.get("bayesmix_dropped_chains", "[]")))
     return SamplerHealth(
         method=method,
         chains=chains,
         draws=draws,
+        dropped_chains=dropped,
         divergences=divergences,
         max_rhat=max_rhat,
         min_ess_bulk=min_bulk,

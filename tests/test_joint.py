@@ -70,7 +70,7 @@ def joint():
     runs, new, truth = simulate()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplerHealthWarning)
-        return runs, new, truth, fit_joint(runs, draws=300, tune=400, chains=2, seed=0)
+        return runs, new, truth, fit_joint(runs, draws=200, tune=300, chains=2, seed=0)
 
 
 def test_a_size_seen_in_few_runs_is_predicted_with_honest_intervals(joint):

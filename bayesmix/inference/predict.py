@@ -7,6 +7,7 @@ Also the fit's ArviZ groups at the fitted runs (:func:`add_log_likelihood`,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -502,9 +503,9 @@ def _health_attrs(idata: _arviz.InferenceData) -> dict[str, Any]:
     stored = idata.posterior.attrs.get("bayesmix_health")
     if stored is None:
         return {}
-    from bayesmix.inference.diagnostics import SamplerHealth
-
-    return {"health_ok": int(SamplerHealth.from_json(stored).ok), "health": stored}
+    # a fit is healthy when its stored SamplerHealth lists no problem (read without importing
+    # the diagnostics module, which imports this one)
+    return {"health_ok": int(not json.loads(stored).get("problems")), "health": stored}
 
 
 def _is_int(value: Any) -> bool:

@@ -8,6 +8,7 @@ import pathlib
 import tracemalloc
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -261,3 +262,32 @@ def test_corpus_import_limit_flag_is_the_advice_and_is_kept(tmp_path: Path, monk
     from bayesmix.proxy.study import Study
 
     assert Study(study).settings["corpus"]["max_domain_bytes"] == size
+
+
+def test_parquet_text_is_streamed_and_counted_as_text(tmp_path: Path) -> None:
+    import pandas as pd
+
+    # repetitive text compresses many-fold: small on disk, past the limit once decompressed
+    texts = [("the same sentence again. " * 400) + str(i) for i in range(200)]
+    path = tmp_path / "web.parquet"
+    pd.DataFrame({"text": texts, "id": range(200)}).to_parquet(path)
+    text_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    limit = text_bytes // 4
+    assert path.stat().st_size < limit  # the on-disk size alone would have let it through
+    with pytest.raises(InputError, match="past its limit") as err:
+        list(read_file(path, max_bytes=limit))
+    assert "--max-domain-bytes" not in err.value.fix  # the Python advice, where Python is used
+    # within the limit every row is read, from the text column only, in order
+    docs = list(read_file(path, max_bytes=text_bytes))
+    assert [d.text for d in docs] == texts and docs[3].id == "web.parquet#3"
+    # a big non-text column does not count against the limit: only the text column is read
+    wide = tmp_path / "wide.parquet"
+    pd.DataFrame({"text": ["short text"] * 10, "blob": [np.random.default_rng(0).bytes(50_000)] * 10}).to_parquet(wide)
+    assert wide.stat().st_size > 1_000
+    assert len(list(read_file(wide, max_bytes=1_000))) == 10
+    with pytest.raises(InputError, match=r"no column 'body'.*columns: \['text', 'blob'\]"):
+        list(read_file(wide, text_field="body"))
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        list(read_file(broken))

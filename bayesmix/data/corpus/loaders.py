@@ -26,14 +26,16 @@ from bayesmix.errors import InputError
 TEXT_SUFFIXES = (".txt", ".md")
 JSONL_SUFFIXES = (".jsonl", ".json")
 PARQUET_SUFFIXES = (".parquet",)
+#: rows of a Parquet file read at once (its text column only)
+_PARQUET_BATCH_ROWS = 256
 _DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 MAX_DOMAIN_BYTES = 64 * 1024 * 1024
 """Most bytes of local files one domain may read (64 MiB; override with ``max_domain_bytes``).
 
 The largest embedded domain (technical, about 40 MB of text when ``corpus build`` reads it whole)
-fits with room for JSONL markup, and CPU proxies train on 2 MB per domain by default. Text and
-JSONL files count their UTF-8 text as it is streamed, Parquet files their size on disk. With no
+fits with room for JSONL markup, and CPU proxies train on 2 MB per domain by default. Text, JSONL
+and Parquet files count their UTF-8 text as it is streamed (Parquet: its text column only). With no
 byte budget (``train_bytes`` or ``validation_bytes`` is ``None``) every file is read, so the sizes
 of a domain's files are summed and checked before any of them is opened.
 """
@@ -130,12 +132,13 @@ class _ByteCap:
 def _check_sizes(domain: str, files: Sequence[Path], limit: int, reads_all: bool) -> None:
     """Refuse, from the sizes on disk alone, files a domain cannot read within ``limit`` bytes.
 
-    A text or Parquet file is read whole, so one larger than the limit is refused; when every file
-    is read (no byte budget) their total must fit as well.
+    A text file is read whole, so one larger than the limit is refused (JSONL and Parquet files
+    are streamed and counted as they are read); when every file is read (no byte budget) their
+    total must fit as well.
     """
     sizes = {f: os.stat(f).st_size for f in files}
     for f, size in sizes.items():
-        if f.suffix.lower() in TEXT_SUFFIXES + PARQUET_SUFFIXES and size > limit:
+        if f.suffix.lower() in TEXT_SUFFIXES and size > limit:
             raise InputError(
                 str(f),
                 f"is {size:,} bytes, more than domain {domain!r} may read ({limit:,} bytes, "
@@ -174,8 +177,8 @@ def read_file(path: Path, text_field: str = "text", max_bytes: int = MAX_DOMAIN_
     text_field
         Field or column holding the text.
     max_bytes
-        Most bytes to read (see :data:`MAX_DOMAIN_BYTES`); a text or Parquet file larger on disk
-        is refused before it is opened, and streaming stops at the limit.
+        Most bytes to read (see :data:`MAX_DOMAIN_BYTES`); a text file larger on disk is refused
+        before it is opened, and streaming stops at the limit.
 
     Yields
     ------
@@ -201,6 +204,39 @@ def _read_text(path: Path, cap: _ByteCap) -> str:
             cap.take(len(chunk.encode("utf-8")), path)
             parts.append(chunk)
     return "".join(parts)
+
+
+def _read_parquet(path: Path, text_field: str, cap: _ByteCap) -> Iterator[Document]:
+    """Stream the text column of a Parquet file in row batches, counting its UTF-8 bytes against ``cap``.
+
+    Only ``text_field`` is read, a batch at a time, so neither the file's other columns nor text
+    that decompresses past the domain's limit (Parquet compresses repetitive text many-fold) are
+    ever held in memory.
+    """
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise InputError(
+            str(path), "is Parquet, which needs pyarrow", 'install it: pip install "bayesmix[parquet]"'
+        ) from None
+    try:
+        handle = pq.ParquetFile(path)
+    except Exception as exc:  # pyarrow raises its own error types for damaged files
+        raise InputError(str(path), f"is not a readable Parquet file ({type(exc).__name__})", "rewrite the file") from None
+    names = handle.schema_arrow.names
+    if text_field not in names:
+        raise InputError(
+            str(path),
+            f"has no column {text_field!r} (columns: {names})",
+            "set text_field to the column that holds the text",
+        )
+    i = 0
+    for batch in handle.iter_batches(columns=[text_field], batch_size=_PARQUET_BATCH_ROWS):
+        for text in batch.column(0).to_pylist():
+            if isinstance(text, str):
+                cap.take(len(text.encode("utf-8")), path)
+                yield Document(f"{path.name}#{i}", text)
+            i += 1
 
 
 def _read(path: Path, text_field: str, cap: _ByteCap) -> Iterator[Document]:
@@ -237,19 +273,7 @@ def _read(path: Path, text_field: str, cap: _ByteCap) -> Iterator[Document]:
                     )
                 yield Document(f"{path.name}#{i}", rec[text_field])
     elif suffix in PARQUET_SUFFIXES:
-        import pandas as pd
-
-        cap.take(os.stat(path).st_size, path)
-        frame = pd.read_parquet(path, columns=None)
-        if text_field not in frame.columns:
-            raise InputError(
-                str(path),
-                f"has no column {text_field!r} (columns: {list(frame.columns)})",
-                "set text_field to the column that holds the text",
-            )
-        for i, text in enumerate(frame[text_field].tolist()):
-            if isinstance(text, str):
-                yield Document(f"{path.name}#{i}", text)
+        yield from _read_parquet(path, text_field, cap)
     else:
         raise InputError(
             str(path), f"has unsupported suffix {suffix!r}", "use .txt, .md, .jsonl or .parquet files"

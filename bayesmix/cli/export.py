@@ -18,7 +18,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from bayesmix.cli import _output
-from bayesmix.cli.workflow import _fail
 from bayesmix.errors import BayesmixError, InputError
 
 #: what is exported (``--json``, the file written, or the text) goes to stdout; notes, warnings
@@ -193,10 +192,10 @@ def export_cmd(
         if out is not None:
             export.write(out)
     except InputError as err:
-        _fail(_for_cli(err))
+        _output.fail(_for_cli(err))
         return
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     if budget_note is not None:
         notes.print(escape(budget_note), soft_wrap=True, highlight=False)

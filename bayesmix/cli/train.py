@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 import yaml
@@ -25,9 +25,6 @@ corpus_app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 
 
-def _fail(exc: BayesmixError) -> NoReturn:
-    """Print a documented error on stderr and exit 1 (see :mod:`bayesmix.cli._output`)."""
-    _output.fail(exc)
 
 
 @corpus_app.command("list")
@@ -93,7 +90,7 @@ def corpus_build(
     try:
         corpus = load_embedded(domains, train_bytes=None, validation_bytes=None, cache_dir=cache)
     except BayesmixError as exc:
-        raise _fail(exc) from exc
+        _output.fail(exc)
     table = Table("domain", "train docs", "train MB", "validation docs", "validation MB")
     for d in corpus.domains.values():
         table.add_row(
@@ -191,7 +188,7 @@ def train_cmd(
                 ),
             )
     except BayesmixError as exc:
-        raise _fail(exc) from exc
+        _output.fail(exc)
     if as_json:
         emit_json(
             {
@@ -237,7 +234,7 @@ def sweep_cmd(
         executor = SerialExecutor() if workers == 0 else LocalProcessExecutor(workers, threads)
         report = sweep(st, runs, executor=executor, console=_output.err, progress=_output.show_progress())
     except BayesmixError as exc:
-        raise _fail(exc) from exc
+        _output.fail(exc)
     if as_json:
         emit_json(
             {
@@ -318,9 +315,9 @@ def corpus_import(
         Study.create(study, settings, overwrite=True)
     except InputError as exc:
         python_advice = "max_domain_bytes (a load_local argument, or corpus.max_domain_bytes in study.yaml)"
-        raise _fail(InputError(exc.field, exc.problem, exc.fix.replace(python_advice, "--max-domain-bytes <bytes>"))) from exc
+        _output.fail(InputError(exc.field, exc.problem, exc.fix.replace(python_advice, "--max-domain-bytes <bytes>")))
     except BayesmixError as exc:
-        raise _fail(exc) from exc
+        _output.fail(exc)
     d = loaded.domains[domain]
     out.print(
         f"{domain}: {len(d.train)} train docs ({d.train_bytes / 1e6:.2f} MB), {len(d.validation)} validation docs "

@@ -34,11 +34,6 @@ StrictOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")]
 
 
-def _fail(err: BaseException, code: int = _output.EXIT_ERROR) -> None:
-    """Print a documented error on stderr and exit (see :mod:`bayesmix.cli._output`)."""
-    _output.fail(err, code)
-
-
 def _open(folder: Path):
     from bayesmix.project import Project
 
@@ -57,7 +52,7 @@ def runs_list(
         records = proj.study.ledger.runs(status)
         evals = proj.study.ledger.evals()
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     final = {}
     if not evals.empty:
@@ -116,7 +111,7 @@ def runs_import(
     try:
         added = import_runs(_open(project), table, tokens_per_step=tokens_per_step)
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     _output.out.print(f"imported {len(added)} runs from {table}")
 
@@ -135,7 +130,7 @@ def runs_export(
     try:
         path = export_runs(_open(project), out, include_unfinished=include_unfinished)
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     _output.out.print(f"wrote {path}")
 
@@ -171,7 +166,7 @@ def init_cmd(
         created, added = init_from_runs(project, table, tokens_per_step=tokens_per_step, target=target)
         size, tokens = created.target_scale()
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     if as_json:
         emit_json(
@@ -311,7 +306,7 @@ def optimise_cmd(
             if out is not None:
                 steps.write_json(out, result.to_dict())
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     out_print = _output.out.print
     if as_json:
@@ -343,7 +338,7 @@ def suggest_cmd(
         note(f"Proposing the next runs for {project}")
         suggestions = steps.suggest(proj, n)
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     if as_json:
         frame = suggestions.mixtures
@@ -387,7 +382,7 @@ def report_cmd(
         note(f"Writing the report of {project}")
         files = steps.report(proj, nested=nested, suggestions=suggestions)
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     if as_json:
         emit_json(
@@ -541,10 +536,10 @@ def quickstart_cmd(
         if strict:
             steps.check_strict(nested)
     except SamplerHealthError as err:
-        _fail(err, code=3)
+        _output.fail(err, code=3)
         return
     except BayesmixError as err:
-        _fail(err)
+        _output.fail(err)
         return
     minutes = (time.perf_counter() - started) / 60
     if files.decision is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import numbers
 import threading
 import warnings
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
 
 #: compiled model structures kept per process (least recently used dropped first)
@@ -406,6 +408,30 @@ def sample_nuts(
     idata.posterior.attrs["bayesmix_sample_seconds"] = float(sample_seconds)
     idata.posterior.attrs["bayesmix_compiled_from_cache"] = int(comp.cached)
     return idata
+
+
+def is_real_number(value: Any) -> bool:
+    """A real number that fits a float (Python or numpy), never a bool or text."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+def check_nuts_settings(draws: Any, tune: Any, chains: Any, target_accept: Any) -> None:
+    """Raise :class:`~bayesmix.errors.InputError` unless the NUTS settings can run.
+
+    ``draws`` and ``chains`` are integers >= 1, ``tune`` an integer >= 0 (integral floats are
+    accepted), ``target_accept`` a number in [0.5, 1). Shared by every fit that samples with NUTS.
+    """
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        if not is_real_number(value) or not float(value).is_integer() or value < low:
+            raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
+    if not is_real_number(target_accept) or not 0.5 <= target_accept < 1:
+        raise InputError("target_accept", f"got {target_accept!r}", "give a value in [0.5, 1), e.g. 0.9")
 
 
 def drop_stuck_chains(idata: _arviz.InferenceData, gap: float = STUCK_LOGP_GAP) -> list[dict[str, float]]:

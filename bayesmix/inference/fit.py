@@ -165,11 +165,7 @@ def fit(
         raise InputError("method", f"unknown method {method!r}", f"use one of {METHODS}")
     if sampler not in SAMPLERS:
         raise InputError("sampler", f"unknown sampler {sampler!r}", f"use one of {SAMPLERS}")
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if int(value) != value or value < low:
-            raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
-    if not 0.5 <= target_accept < 1:
-        raise InputError("target_accept", f"got {target_accept}", "give a value in [0.5, 1), e.g. 0.9")
+    engine.check_nuts_settings(draws, tune, chains, target_accept)
     if arviz_groups is not None and not isinstance(arviz_groups, bool):
         raise InputError("arviz_groups", f"got {arviz_groups!r}", "give True, False or None (by size)")
     check_mixture_variation(runs)

@@ -92,9 +92,7 @@ def fit_joint(
     law = JointMixingLaw() if law is None else law
     if not isinstance(runs, RunTable):
         raise InputError("runs", f"got {type(runs).__name__}", "build a RunTable with a model_size column")
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if int(value) != value or value < low:
-            raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
+    engine.check_nuts_settings(draws, tune, chains, target_accept)
     sizes = run_sizes(runs)
     model = build_joint_model(law, runs, likelihood=likelihood, nu=nu)
     logger.info(

@@ -121,17 +121,13 @@ def _check_settings(
     draws: int, tune: int, chains: int, target_accept: float, sampler: str, **options: Any
 ) -> None:
     """Check fit_nested's arguments (before any model is built or sampled)."""
-    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
-        if not _is_number(value) or not float(value).is_integer() or value < low:
-            raise InputError(name, f"got {value!r}", f"give an integer >= {low}")
-    if not _is_number(target_accept) or not 0.5 <= target_accept < 1:
-        raise InputError("target_accept", f"got {target_accept!r}", "give a value in [0.5, 1), e.g. 0.9")
+    engine.check_nuts_settings(draws, tune, chains, target_accept)
     if not isinstance(sampler, str) or sampler not in SAMPLERS:
         raise InputError("sampler", f"unknown sampler {sampler!r}", f"use one of {SAMPLERS}")
     check_seed(options["seed"])
     check_likelihood(options["likelihood"])
     nu = options["nu"]
-    if not _is_number(nu) or not np.isfinite(float(nu)) or nu <= 0:
+    if not engine.is_real_number(nu) or not np.isfinite(float(nu)) or nu <= 0:
         raise InputError("nu", f"got {nu!r}", "give the Student-t degrees of freedom, a number > 0 (e.g. 5)")
     for name in ("run_effect", "strict", "progressbar"):
         if not isinstance(options[name], bool | np.bool_):
@@ -141,7 +137,7 @@ def _check_settings(
 def check_target_scale(model_size: Any, tokens: Any) -> None:
     """Raise :class:`InputError` unless the target ``model_size`` and ``tokens`` are finite counts >= 1."""
     for name, value in (("model_size", model_size), ("tokens", tokens)):
-        if not _is_number(value) or not np.isfinite(float(value)) or value < 1:
+        if not engine.is_real_number(value) or not np.isfinite(float(value)) or value < 1:
             raise InputError(
                 name, f"got {value!r}", "give the target scale as a count >= 1, in the table's units"
             )
@@ -299,17 +295,6 @@ def check_target(
     return info
 
 
-def _is_number(value: Any) -> bool:
-    """A real number that fits a float (Python or numpy), never a bool or text."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool | np.bool_):
-        return False
-    try:
-        float(value)
-    except OverflowError:
-        return False
-    return True
-
-
 def _sample(model: Any, settings: Mapping[str, Any], names: Sequence[str], stage: str, fitted_health: dict):
     started = time.perf_counter()
     idata = _fit_nuts(
@@ -426,7 +411,7 @@ def fit_nested(
         strict=strict,
         progressbar=progressbar,
     )
-    if not _is_number(mixing_target_accept) or not 0.5 <= mixing_target_accept < 1:
+    if not engine.is_real_number(mixing_target_accept) or not 0.5 <= mixing_target_accept < 1:
         raise InputError(
             "mixing_target_accept", f"got {mixing_target_accept!r}", "give a value in [0.5, 1), e.g. 0.95"
         )

@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from bayesmix.data.curves import CurveTable
+from bayesmix.data.files import atomic_path
 from bayesmix.errors import IncompatibleFileError, InputError
 from bayesmix.inference import _arviz
 from bayesmix.inference.diagnostics import SamplerHealth
@@ -51,15 +52,13 @@ def _sha256(path: Path) -> str:
 
 
 def _write_csv(frame: pd.DataFrame, path: Path, index: bool) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    frame.to_csv(temporary, index=index, float_format="%.17g")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        frame.to_csv(temporary, index=index, float_format="%.17g")
 
 
 def _write_netcdf(idata: _arviz.InferenceData, path: Path) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    _arviz.to_netcdf(idata, str(temporary))
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        _arviz.to_netcdf(idata, str(temporary))
 
 
 def save_nested(fitted: NestedFit, folder: str | os.PathLike[str]) -> Path:
@@ -120,9 +119,8 @@ def save_nested(fitted: NestedFit, folder: str | os.PathLike[str]) -> Path:
         "saved_with": package_versions(),
     }
     path = folder / MANIFEST
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     return path
 
 

@@ -51,11 +51,24 @@ def import_runs(project: Project, path: str | Path, *, tokens_per_step: float | 
         A bad table (named column and row), training domains the project does not have, or a run
         id that exists in the ledger with another mixture.
     """
+    raw, table = _read_runs(path, tokens_per_step, "path")
+    return _add_runs(project, raw, table, tokens_per_step)
+
+
+def _read_runs(path: str | Path, tokens_per_step: float | None, field: str) -> tuple[pd.DataFrame, CurveTable]:
+    """The file's raw frame and its curve table (one checkpoint and one size suffice), read once.
+
+    The curve table and the checkpoints' steps both come from the one frame.
+    """
     path = Path(path)
     if not path.is_file():
-        raise InputError("path", f"{path} does not exist", "give a CSV or Parquet file")
-    raw = read_table(path, "table")  # read once: the curve table and the checkpoints' steps come from it
-    table = CurveTable.from_long(raw, tokens_per_step=tokens_per_step, min_checkpoints=1, min_sizes=1)
+        raise InputError(field, f"{path} does not exist", "give a CSV or Parquet long run table")
+    raw = read_table(path, "table")
+    return raw, CurveTable.from_long(raw, tokens_per_step=tokens_per_step, min_checkpoints=1, min_sizes=1)
+
+
+def _add_runs(project: Project, raw: pd.DataFrame, table: CurveTable, tokens_per_step: float | None) -> list[str]:
+    """Check a read run table against the project and the ledger, then add its runs (see :func:`import_runs`)."""
     unknown = sorted(set(table.train_domains) - set(project.domains))
     unknown += sorted(set(table.domains) - set(project.validation_domains) - set(unknown))
     if unknown:
@@ -169,9 +182,7 @@ def init_from_runs(
         raise InputError(
             "PROJECT", f"{folder} holds a project already", f"import into it with `bayesmix runs import {folder} {path}`"
         )
-    if not path.is_file():
-        raise InputError("TABLE", f"{path} does not exist", "give a CSV or Parquet long run table")
-    table = CurveTable.from_long(read_table(path, "table"), tokens_per_step=tokens_per_step, min_checkpoints=1, min_sizes=1)
+    raw, table = _read_runs(path, tokens_per_step, "TABLE")
     largest = {
         "model_size": float(table.runs["model_size"].max()),
         "tokens": float(table.frame["tokens"].max()),
@@ -182,7 +193,7 @@ def init_from_runs(
     created = not folder.exists()
     try:
         project = Project.create(folder, {"corpus": corpus, "project": section})
-        added = import_runs(project, path, tokens_per_step=tokens_per_step)
+        added = _add_runs(project, raw, table, tokens_per_step)
     except BaseException:
         for name in ("study.yaml", "ledger.sqlite"):
             (folder / name).unlink(missing_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from bayesmix.data.files import atomic_path
 from bayesmix.design.initial import space_filling
 from bayesmix.errors import InputError, NotEnoughDataError, SamplerHealthError, SamplerHealthWarning
 from bayesmix.inference.diagnostics import SamplerHealth
@@ -203,14 +204,9 @@ def optimum_record(result: OptimisationResult, nested: NestedFit) -> dict[str, A
 
 
 def write_json(path: os.PathLike[str], record: dict[str, Any]) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(temporary, path)
+    """Write JSON atomically (temporary file, then rename: :func:`~bayesmix.data.files.atomic_path`)."""
+    with atomic_path(path) as temporary:
+        temporary.write_text(json.dumps(record, indent=2, sort_keys=True), encoding="utf-8")
 
 
 @dataclass

@@ -21,7 +21,7 @@ from bayesmix.data.runs import RunTable, validate_mixtures
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
 from bayesmix.inference.nested import NestedFit
-from bayesmix.inference.predict import fitted_spec, interval, posterior_draws, predict
+from bayesmix.inference.predict import fitted_runs, fitted_spec, interval, posterior_draws, predict
 from bayesmix.laws.scaling import JointScalingLaw, ScalingLaw, StepLaw
 
 #: the interaction parameter of each law family, in order of preference
@@ -71,22 +71,14 @@ def observed_runs(
             )
         mixtures = validate_mixtures(runs.mixtures, list(spec.train_domains), field_name="runs")
         return mixtures, runs.losses[list(spec.domains)].astype(float)
-    groups = idata.groups()
-    if (
-        "constant_data" not in groups
-        or "observed_data" not in groups
-        or "mixtures" not in idata.constant_data
-        or "loss" not in idata.observed_data
-        or idata.constant_data["mixtures"].dims != ("run", "train_domain")
-        or idata.observed_data["loss"].dims != ("run", "domain")
-    ):
+    try:
+        mix, loss = fitted_runs(idata)
+    except InputError:
         raise InputError(
             "runs",
             "the fit holds no run-level observations (e.g. a target-scale fit of the nested pipeline)",
             "pass the runs to compare with as a RunTable",
-        )
-    mix = idata.constant_data["mixtures"]
-    loss = idata.observed_data["loss"].transpose("run", "domain")
+        ) from None
     index = pd.Index([str(r) for r in mix["run"].to_numpy()], name="run")
     mixtures = pd.DataFrame(mix.to_numpy(), index=index, columns=list(spec.train_domains))
     losses = pd.DataFrame(loss.to_numpy(), index=index, columns=[str(d) for d in loss["domain"].to_numpy()])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from bayesmix.data.files import atomic_path
 from bayesmix.errors import InputError
 from bayesmix.optimise.export import frameworks as fw
 from bayesmix.optimise.export.shares import export_shares
@@ -268,15 +268,8 @@ def write_atomic(path: str | os.PathLike[str], text: str) -> Path:
     """
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
-                file.write(text)
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as temporary:
+            temporary.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise InputError("out", f"cannot write {path} ({exc})", "give a writable file path") from None
     return path

@@ -22,6 +22,8 @@ from .laws import ImplicitMixingLaw as ImplicitMixingLaw
 from .laws import Law as Law
 from .laws import LinearLaw as LinearLaw
 from .laws import MixingLaw as MixingLaw
+from .laws import RepetitionMixingLaw as RepetitionMixingLaw
+from .laws import effective_shares as effective_shares
 from .laws import register_law as register_law
 from .laws.scaling import JointScalingLaw as JointScalingLaw
 from .laws.scaling import SizeLaw as SizeLaw

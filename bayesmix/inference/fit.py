@@ -171,6 +171,20 @@ def fit(
     check_mixture_variation(runs)
     auto = isinstance(discrepancy, str) and discrepancy == "auto"
     settings = Discrepancy() if auto else Discrepancy.coerce(discrepancy)
+    if settings is not None and law.run_inputs:
+        # the discrepancy is a process over mixtures alone; these laws also read per-run inputs
+        if not auto:
+            raise InputError(
+                "discrepancy",
+                f"is not available for the {law.name} law, which reads per-run inputs {list(law.run_inputs)}",
+                "fit without it (discrepancy=None)",
+            )
+        warnings.warn(
+            f"fitted without the discrepancy term: the {law.name} law reads per-run inputs",
+            DiscrepancySkippedWarning,
+            stacklevel=2,
+        )
+        settings = None
     extra: dict[str, Any] = {}
     calibration = None
     if settings is not None:

@@ -77,6 +77,7 @@ def predict(
     max_draws: int | None = None,
     seed: int = 0,
     draw_dims: str = "sample",
+    tokens: float | Sequence[float] | np.ndarray | None = None,
 ) -> xr.DataArray:
     """Draws of the loss of each validation domain for new mixtures.
 
@@ -105,6 +106,11 @@ def predict(
         ``"sample"`` (default): one draw dim ``sample``, which every bayesmix function takes.
         ``"chain_draw"``: ArviZ's ``chain`` and ``draw`` dims instead (the same values, see
         :func:`to_chain_draw`), so ``arviz.hdi``, ``arviz.ess`` and the like accept the draws.
+    tokens
+        Training tokens ``D`` of the run each mixture is for: one number for all, or one per
+        mixture. Required by laws that read each run's tokens (``Law.run_inputs``, e.g.
+        :class:`~bayesmix.laws.RepetitionMixingLaw`, whose repetition depends on ``D``); refused
+        by the others.
 
     Returns
     -------
@@ -118,7 +124,8 @@ def predict(
     ------
     InputError
         Unknown ``kind`` or ``draw_dims``, a bad seed or ``max_draws``, mixtures that do not fit
-        the fitted training domains, or ``idata`` that is not a bayesmix fit.
+        the fitted training domains, ``tokens`` missing, given to a law that does not read it, or
+        not positive, or ``idata`` that is not a bayesmix fit.
     """
     if kind not in KINDS:
         raise InputError("kind", f"unknown kind {kind!r}", f"use one of {KINDS}")
@@ -129,7 +136,8 @@ def predict(
         raise InputError("max_draws", f"got {max_draws!r}", "give a positive integer, or None for all draws")
     spec = fitted_spec(idata)
     frame = validate_mixtures(mixtures, spec.train_domains, renormalise=renormalise)
-    mean, params = law_draws(idata, frame.to_numpy(), max_draws=max_draws, seed=seed)
+    inputs = new_run_inputs(spec.build_law(), len(frame), tokens=tokens)
+    mean, params = law_draws(idata, frame.to_numpy(), max_draws=max_draws, seed=seed, inputs=inputs)
     if mean.shape[0] == 1 and (kind == "predictive" or "discrepancy" in spec.extra):
         # a point fit: its spread is the plug-in noise (and the discrepancy's), so draw that many times
         mean = np.repeat(mean, POINT_FIT_NOISE_DRAWS, axis=0)
@@ -237,14 +245,72 @@ def _from_chain_draw(draws: xr.DataArray) -> xr.DataArray:
     )
 
 
+def new_run_inputs(law: Law, n_mixtures: int, *, tokens: Any = None) -> dict[str, np.ndarray]:
+    """The per-run inputs ``law`` reads (:attr:`~bayesmix.laws.Law.run_inputs`) for new mixtures.
+
+    Parameters
+    ----------
+    law
+        The fitted law.
+    n_mixtures
+        Number of mixtures predicted.
+    tokens
+        Training tokens of each mixture's run: one number, or ``n_mixtures`` of them.
+
+    Returns
+    -------
+    dict
+        ``name -> (n_mixtures,)`` float array per run input of the law (empty for most laws).
+
+    Raises
+    ------
+    InputError
+        An input the law needs is missing, one it does not read is given, or values are not
+        positive finite numbers or not one per mixture.
+    """
+    given = {} if tokens is None else {"tokens": tokens}
+    for name in given:
+        if name not in law.run_inputs:
+            raise InputError(
+                name, f"the fitted {law.name} law does not read a run's {name}", f"drop {name}= from the call"
+            )
+    out: dict[str, np.ndarray] = {}
+    for name in law.run_inputs:
+        if name not in given:
+            raise InputError(
+                name,
+                f"the fitted {law.name} law needs the {name} of the run each mixture is for "
+                "(for 'tokens': its total training tokens D)",
+                f"pass {name}=<one number, or one per mixture>, e.g. predict(fit, mixtures, {name}=1e10)",
+            )
+        try:
+            values = np.broadcast_to(np.asarray(given[name], dtype=float).reshape(-1), (n_mixtures,)).copy()
+        except (TypeError, ValueError):
+            raise InputError(
+                name,
+                f"got {given[name]!r} for {n_mixtures} mixture(s)",
+                "give one positive number, or one per mixture",
+            ) from None
+        if not np.all(np.isfinite(values) & (values > 0)):
+            raise InputError(name, f"got {given[name]!r}", "give positive finite numbers")
+        out[name] = values
+    return out
+
+
 def law_draws(
-    idata: _arviz.InferenceData, mixtures: np.ndarray, max_draws: int | None = None, seed: int = 0
+    idata: _arviz.InferenceData,
+    mixtures: np.ndarray,
+    max_draws: int | None = None,
+    seed: int = 0,
+    inputs: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """The law alone (no discrepancy) at ``mixtures (mixture, train_domain)``: ``(sample, mixture, domain)``.
 
-    Also returns the parameter draws used (with ``sigma`` and, if fitted, ``sigma_shared``).
+    ``inputs`` are the mixtures' per-run inputs (:func:`new_run_inputs`). Also returns the
+    parameter draws used (with ``sigma`` and, if fitted, ``sigma_shared``).
     """
     law, params, _ = _law_params(idata, max_draws=max_draws, seed=seed)
+    params.update(inputs or {})
     return np.asarray(law.evaluate(params, np.atleast_2d(mixtures), xp=np)), params
 
 
@@ -310,6 +376,8 @@ def _chunks(idata: _arviz.InferenceData):
     """``(slice, law mean (sample, run, domain), params of the slice)`` over the posterior's draws."""
     mixtures, _ = fitted_runs(idata)
     law, params, sampled = _law_params(idata)
+    for name in law.run_inputs:  # the fitted runs' own inputs
+        params[name] = np.asarray(idata.constant_data[name], dtype=float)
     rows = mixtures.to_numpy()
     n = int(idata.posterior.sizes["chain"]) * int(idata.posterior.sizes["draw"])
     for start in range(0, n, GROUP_CHUNK_DRAWS):

@@ -12,6 +12,7 @@ from bayesmix.laws.base import (
 )
 from bayesmix.laws.linear import LinearLaw
 from bayesmix.laws.mixing import MixingLaw
+from bayesmix.laws.repetition import RepetitionMixingLaw, effective_shares
 from bayesmix.laws.scaling import JointScalingLaw, ScalingLaw, SizeLaw, StepLaw, get_scaling_law
 
 __all__ = [
@@ -23,10 +24,12 @@ __all__ = [
     "LinearLaw",
     "MixingLaw",
     "ParameterSpec",
+    "RepetitionMixingLaw",
     "ScalingLaw",
     "SizeLaw",
     "StepLaw",
     "available_laws",
+    "effective_shares",
     "get_law",
     "get_scaling_law",
     "law_from_spec",

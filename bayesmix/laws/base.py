@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -107,6 +107,12 @@ class Law(ABC):
     #: positive hyperparameters (a hierarchy's spreads, log-transformed for the sampler) that the
     #: Laplace approximation holds at the mode: their posterior is far from Gaussian
     spread_parameters: ClassVar[tuple[str, ...]] = ()
+    #: per-run inputs the law reads besides the mixture, by the name of the run table's column
+    #: (e.g. ``("tokens",)``): the model builder passes each as ``pm.Data`` of dims ``("run",)``
+    #: (stored in ``constant_data``), and :meth:`evaluate` receives it as a 1-D array over the
+    #: rows of ``mixtures`` (or of length 1 for all rows); ``predict`` takes new values by keyword
+    #: and ``optimise`` gets them from :meth:`plan_inputs`
+    run_inputs: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
     def options(self) -> dict[str, Any]:
@@ -161,6 +167,20 @@ class Law(ABC):
             The runs' mixtures ``(run, train_domain)``.
         constants
             The law's constant values (:meth:`constant_values`).
+        """
+        return {}
+
+    def plan_inputs(
+        self,
+        train_domains: Sequence[str],
+        *,
+        tokens: Mapping[str, float] | None = None,
+        target_tokens: float | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Values of :attr:`run_inputs` (and of constants that differ) for one planned run.
+
+        The optimiser calls it with its ``tokens`` (unique tokens per training domain) and
+        ``target_tokens`` (the planned run's tokens); the default (laws without run inputs) is none.
         """
         return {}
 

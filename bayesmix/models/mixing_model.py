@@ -100,6 +100,38 @@ def symbolic_scales(data: DataSummary) -> DataSummary:
     )
 
 
+def run_input_values(runs: RunTable, name: str, law: Law) -> np.ndarray:
+    """The run table's ``name`` column, a per-run input of ``law`` (:attr:`Law.run_inputs`): ``(run,)``.
+
+    Raises
+    ------
+    InputError
+        The column is missing, or holds missing, infinite, zero or negative values.
+    """
+    if name not in runs.meta.columns:
+        raise InputError(
+            name,
+            f"the run table has no {name!r} column, which the {law.name} law reads for every run "
+            "(for 'tokens': the run's total training tokens D)",
+            f"add a {name!r} column to the table (RunTable.from_wide and from_long read it by that name), "
+            "or build RunTable(mixtures, losses, "
+            f"meta=pandas.DataFrame({{{name!r}: values}}, index=mixtures.index))",
+        )
+    column = runs.meta[name]
+    if not column.index.equals(runs.mixtures.index):
+        column = column.reindex(runs.mixtures.index)
+    values = column.to_numpy(dtype=float)
+    ok = np.isfinite(values) & (values > 0)
+    bad = [str(run) for run, good in zip(runs.mixtures.index, ok, strict=True) if not good]
+    if bad:
+        raise InputError(
+            name,
+            f"has missing, infinite, zero or negative values for run(s) {bad[:5]}",
+            f"give every run its {name} as a positive number, or drop those runs",
+        )
+    return values
+
+
 def build_model(
     law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: float = 5.0, noise: str = "independent"
 ) -> Any:
@@ -157,6 +189,8 @@ def build_model(
     with pm.Model(coords=coords) as model:
         mixtures = pm.Data("mixtures", runs.mixtures.to_numpy(), dims=("run", "train_domain"))
         values: dict[str, Any] = {}
+        for name in law.run_inputs:
+            values[name] = pm.Data(name, run_input_values(runs, name, law), dims="run")
         constants = law.constant_values(data)
         for name, value in constants.items():
             values[name] = pm.Data(name, value, dims=constant_dims.get(name))

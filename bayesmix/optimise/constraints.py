@@ -91,7 +91,7 @@ def build_box(
     fixed: Mapping[str, float] | None = None,
     exclude: Sequence[str] = (),
     tokens: Mapping[str, float] | None = None,
-    max_epochs: float | Mapping[str, float] = 1.0,
+    max_epochs: float | Mapping[str, float] | None = 1.0,
     target_tokens: float | None = None,
 ) -> Box:
     """Collect the per-domain limits and check that some mixture satisfies all of them.
@@ -110,7 +110,9 @@ def build_box(
         ``domain -> tokens available``; with ``target_tokens`` (``D_target``, the tokens of the
         run being planned) this caps ``r_j <= max_epochs_j * tokens_j / target_tokens``.
     max_epochs
-        Maximum passes over each domain's data: one number or ``domain -> epochs``.
+        Maximum passes over each domain's data: one number or ``domain -> epochs``; ``None``: no
+        cap (a domain with 0 tokens still gets share 0), for laws that price repetition in the
+        loss.
     target_tokens
         Total training tokens of the planned run; required with ``tokens``.
 
@@ -152,6 +154,12 @@ def build_box(
             raise InputError("target_tokens", f"got {target_tokens!r}", "give the planned run's total tokens (> 0)")
         for name, available in tokens.items():
             j = index("tokens", name)
+            if max_epochs is None:
+                if not available >= 0:
+                    raise InputError("tokens", f"{name!r}: {available!r} tokens", "use >= 0")
+                if available == 0:
+                    tighten(j, None, 0.0, f"tokens[{name!r}] (none available)")
+                continue
             epochs = max_epochs.get(name, 1.0) if isinstance(max_epochs, Mapping) else max_epochs
             if not (available >= 0 and epochs > 0):
                 raise InputError("tokens", f"{name!r}: {available!r} tokens, {epochs!r} epochs", "use >= 0 and > 0")

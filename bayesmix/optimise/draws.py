@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -44,8 +45,22 @@ class LawDraws:
     discrepancy: DiscrepancyDraws | None = None
 
     @classmethod
-    def from_idata(cls, idata: _arviz.InferenceData, max_draws: int | None = 1000, seed: int = 0) -> LawDraws:
-        """Read the law and (at most ``max_draws``, chosen under ``seed``) posterior draws of a fit."""
+    def from_idata(
+        cls,
+        idata: _arviz.InferenceData,
+        max_draws: int | None = 1000,
+        seed: int = 0,
+        *,
+        tokens: Mapping[str, float] | None = None,
+        target_tokens: float | None = None,
+    ) -> LawDraws:
+        """Read the law and (at most ``max_draws``, chosen under ``seed``) posterior draws of a fit.
+
+        A law that reads per-run inputs (:attr:`~bayesmix.laws.Law.run_inputs`, e.g. each run's
+        tokens) gets them for the planned run from :meth:`~bayesmix.laws.Law.plan_inputs` with
+        ``tokens`` (unique tokens per training domain) and ``target_tokens`` (the run's tokens);
+        other laws ignore both.
+        """
         spec = fitted_spec(idata)
         law = spec.build_law()
         names = [p.name for p in law.parameters] + ["exponent"]
@@ -57,6 +72,8 @@ class LawDraws:
             params[constant.name] = np.asarray(constants[constant.name], dtype=float)
         if "exponent" not in params and "exponent" in constants:
             params["exponent"] = float(np.asarray(constants["exponent"]).reshape(-1)[0])
+        if law.run_inputs:
+            params.update(law.plan_inputs(spec.train_domains, tokens=tokens, target_tokens=target_tokens))
         reference = None
         if "reference_mixture" in constants:
             reference = np.asarray(constants["reference_mixture"], dtype=float)

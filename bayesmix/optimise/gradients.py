@@ -81,7 +81,14 @@ def finite_difference_jacobian(law: Law, params: Mapping[str, Any], r: np.ndarra
 
 
 def law_jacobian(law: Law, params: Mapping[str, Any], r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Loss ``(sample, domain)`` and gradient ``(sample, domain, M)`` of ``law`` at mixture ``r``."""
+    """Loss ``(sample, domain)`` and gradient ``(sample, domain, M)`` of ``law`` at mixture ``r``.
+
+    A law with its own ``value_and_jacobian(params, r)`` method (e.g.
+    :class:`~bayesmix.laws.RepetitionMixingLaw`) supplies its analytic gradient.
+    """
+    own = getattr(law, "value_and_jacobian", None)
+    if own is not None:
+        return own(params, r)
     if type(law) is MixingLaw:
         return mixing_jacobian(law, params, r)
     if type(law) is ImplicitMixingLaw:

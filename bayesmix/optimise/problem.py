@@ -55,6 +55,23 @@ def smoothed_order_statistic(values: np.ndarray, rank: int) -> tuple[np.ndarray,
     return (weights * values).sum(axis=0), weights
 
 
+def epoch_caps(
+    run_inputs: Sequence[str], max_epochs: float | Mapping[str, float] | None, tokens: Mapping[str, float] | None
+) -> float | Mapping[str, float] | None:
+    """The hard epoch caps :func:`~bayesmix.optimise.build_box` applies, by what the law knows.
+
+    ``None`` means 1 epoch for laws that do not model repetition, and no cap for laws that read
+    each run's ``tokens`` (they price repetition in the loss); a mapping leaves the domains it
+    does not name at 1 epoch, or uncapped for such laws.
+    """
+    aware = "tokens" in run_inputs
+    if max_epochs is None:
+        return None if aware else 1.0
+    if aware and isinstance(max_epochs, Mapping):
+        return {name: max_epochs.get(name, float("inf")) for name in {*(tokens or {}), *max_epochs}}
+    return max_epochs
+
+
 def required_rank(n_draws: int, prob: float) -> int:
     """0-based rank of the order statistic that must be ``<= threshold`` for ``P(L <= t) >= prob``."""
     return min(n_draws - 1, max(0, int(np.ceil(prob * n_draws - 1e-9)) - 1))
@@ -97,7 +114,7 @@ class Problem:
         fixed: Mapping[str, float] | None = None,
         exclude: Sequence[str] = (),
         tokens: Mapping[str, float] | None = None,
-        max_epochs: float | Mapping[str, float] = 1.0,
+        max_epochs: float | Mapping[str, float] | None = None,
         target_tokens: float | None = None,
         prior_mixture: Mapping[str, float] | Sequence[float] | None = None,
         pull: float = 0.0,
@@ -109,8 +126,13 @@ class Problem:
     ) -> Problem:
         """Set up the problem from a fit; see :func:`bayesmix.optimise.optimise` for the arguments."""
         check_risk(risk, level)
-        draws = LawDraws.from_idata(idata, max_draws=max_draws, seed=seed)
+        draws = LawDraws.from_idata(
+            idata, max_draws=max_draws, seed=seed, tokens=tokens, target_tokens=target_tokens
+        )
         check_loss_constraints(loss_constraints, draws.domains)
+        if "tokens" in draws.law.run_inputs:  # the law's own token counts, unless the call gives others
+            tokens = {**getattr(draws.law, "available_tokens", {}), **(tokens or {})} or None
+        max_epochs = epoch_caps(draws.law.run_inputs, max_epochs, tokens)
         box = build_box(
             draws.train_domains,
             bounds=bounds,

@@ -199,7 +199,7 @@ def optimise(
     fixed: Mapping[str, float] | None = None,
     exclude: Sequence[str] = (),
     tokens: Mapping[str, float] | None = None,
-    max_epochs: float | Mapping[str, float] = 1.0,
+    max_epochs: float | Mapping[str, float] | None = None,
     target_tokens: float | None = None,
     prior_mixture: Mapping[str, float] | Sequence[float] | None = None,
     pull: float = 0.0,
@@ -233,7 +233,13 @@ def optimise(
     bounds, fixed, exclude
         Per-domain ``(lower, upper)`` limits, pinned shares, and domains with share 0.
     tokens, max_epochs, target_tokens
-        Token availability: ``r_j * target_tokens <= max_epochs_j * tokens_j``.
+        Token availability: ``tokens`` (unique tokens per training domain), the planned run's
+        ``target_tokens`` and the hard cap ``r_j * target_tokens <= max_epochs_j * tokens_j``.
+        ``max_epochs=None`` (default) is 1 epoch for laws that do not model repetition, and no
+        cap for a repetition-aware fit (:class:`~bayesmix.laws.RepetitionMixingLaw`), whose
+        loss pays for repetition smoothly: there ``target_tokens`` is the run's ``D`` (required)
+        and ``tokens`` its ``U_j`` (replacing the law's ``available_tokens`` for the domains
+        named); a number or mapping still caps the epochs, for both kinds of law.
     prior_mixture, pull
         Adds ``pull * ||r - prior_mixture||^2`` (loss units) to the objective: a pull toward a
         mixture you trust (e.g. the natural token distribution).

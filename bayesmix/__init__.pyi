@@ -63,6 +63,15 @@ from .inference.nested_target import target_fit as target_fit
 from .inference.joint import fit_joint as fit_joint
 from .inference.joint import joint_at as joint_at
 
+# multi-phase schedules: a mixture per phase and the switch points
+from .data.phases import PhaseTable as PhaseTable
+from .laws.schedule import PhaseMixingLaw as PhaseMixingLaw
+from .inference.schedule import fit_schedule as fit_schedule
+from .inference.schedule import predict_schedule as predict_schedule
+from .optimise.schedule import ScheduleOptimum as ScheduleOptimum
+from .optimise.schedule import optimise_schedule as optimise_schedule
+from .optimise.export.schedule import export_schedule as export_schedule
+
 # choosing the mixture
 from .optimise import LossConstraint as LossConstraint
 from .optimise import OptimisationResult as OptimisationResult

@@ -126,6 +126,31 @@ def parse_mixture(text: str) -> dict[str, float]:
     return mix
 
 
+def parse_phases(first: dict[str, float], phases: list[str], steps: int) -> list[dict] | None:
+    """``--phase START:MIXTURE`` options as plan phases after the ``--mixture`` phase (None: one phase).
+
+    ``START`` is an optimizer step (an integer) or a fraction of ``steps`` below 1 (``0.8``).
+    """
+    if not phases:
+        return None
+    out: list[dict] = [{"start": 0, "mixture": first}]
+    for text in phases:
+        start_text, sep, mix_text = text.partition(":")
+        try:
+            value = float(start_text)
+        except ValueError:
+            sep = ""
+        if not sep or not (0 < value < 1 or (value >= 1 and value.is_integer())):
+            raise InputError(
+                "--phase",
+                f"{text!r} is not START:MIXTURE",
+                "write e.g. --phase 0.8:code=1.0 (from 80% of the steps) or --phase 150:code=1.0 (from step 150)",
+            )
+        start = round(value * steps) if value < 1 else int(value)
+        out.append({"start": start, "mixture": parse_mixture(mix_text)})
+    return out
+
+
 def _study(folder: Path, settings: Path | None):
     from bayesmix.proxy.study import Study, check_settings
 
@@ -156,16 +181,28 @@ def train_cmd(
     seed: Annotated[int, typer.Option(help="Seed of initialisation and data order.")] = 0,
     run_id: Annotated[str | None, typer.Option(help="Run id (default: derived from the settings).")] = None,
     settings: Annotated[Path | None, typer.Option(help="study.yaml to create the study with.")] = None,
+    phase: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Switch to another mixture from a step or a fraction of the steps on, e.g. "
+            "--phase 0.8:code=1.0 (repeat for more phases; --mixture is the first phase)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train one proxy run into a study's ledger (resuming it if it was interrupted)."""
+    """Train one proxy run into a study's ledger (resuming it if it was interrupted).
+
+    With ``--phase`` the run is a multi-phase schedule (e.g. pretraining then an annealing mixture).
+    """
     from rich.progress import Progress
 
     from bayesmix.proxy.plan import RunSpec
     from bayesmix.proxy.trainer import train_run
 
     try:
-        run = RunSpec.make(parse_mixture(mixture), model, steps, seed, run_id)
+        first = parse_mixture(mixture)
+        phases = parse_phases(first, list(phase or []), steps)
+        run = RunSpec.make(None if phases else first, model, steps, seed, run_id, phases=phases)
         st = _study(study, settings)
         st.check_runs([run])
         spec = st.model(model)

@@ -85,7 +85,8 @@ class RunRecord:
     id
         Unique run id within the study.
     mixture
-        Training mixture ``{domain: proportion}``, proportions summing to 1.
+        Training mixture ``{domain: proportion}``, proportions summing to 1 (for a multi-phase
+        run, the token-weighted average of its phases; see :attr:`phases`).
     model_name
         Name of the ladder entry (e.g. ``"cpu-s"``).
     model_config
@@ -125,6 +126,11 @@ class RunRecord:
     versions: dict[str, str] = field(default_factory=package_versions)
     status: str = "planned"
     error: str | None = None
+
+    @property
+    def phases(self) -> list[tuple[int, dict[str, float]]]:
+        """``[(start step, mixture), ...]`` of a multi-phase run (from ``train_config``), else ``[]``."""
+        return [(int(p["start"]), dict(p["mixture"])) for p in self.train_config.get("phases", [])]
 
 
 _JSON_FIELDS = ("mixture", "model_config", "train_config", "versions")

@@ -10,6 +10,16 @@ A plan file is YAML or JSON::
 or CSV with columns ``id`` (optional), ``model``, ``steps``, ``seed`` and one ``mix_<domain>``
 column per domain (the layout the designer writes). Runs without an id get
 ``<model>-<mixture hash>-s<seed>-n<steps>``.
+
+A multi-phase run (a pretraining mixture, then another for the last part of training, as in
+mid-training or annealing) gives ``phases`` instead of ``mixture`` in YAML/JSON: each phase a
+mixture and the optimizer step it starts at (the first at 0)::
+
+    runs:
+      - {id: p01, phases: [{start: 0, mixture: {legal: 0.5, code: 0.5}},
+                           {start: 150, mixture: {code: 1.0}}]}
+
+Its ``mixture`` is then the token-weighted average of the phases (what a single-phase law sees).
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import math
 import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +61,10 @@ class RunSpec:
         Optimizer steps.
     seed
         Seed of initialisation and data order.
+    phases
+        ``((start_step, mixture), ...)`` for a multi-phase run, the first starting at step 0 and
+        each later one at a larger step below ``steps``; empty for a single-phase run. ``mixture``
+        is then the phases' token-weighted average.
 
     Notes
     -----
@@ -62,43 +77,135 @@ class RunSpec:
     model: str
     steps: int
     seed: int = 0
+    phases: tuple[tuple[int, dict[str, float]], ...] = ()
+
+    def mixture_at(self, step: int) -> dict[str, float]:
+        """The mixture trained on at optimizer step ``step`` (0-based)."""
+        current = self.mixture
+        for start, mixture in self.phases:
+            if step >= start:
+                current = mixture
+        return current
+
+    def phase_index(self, step: int) -> int:
+        """Index of the phase that step ``step`` (0-based) belongs to (0 for a single-phase run)."""
+        return max((i for i, (start, _) in enumerate(self.phases) if step >= start), default=0)
 
     @staticmethod
     def make(
-        mixture: Mapping[str, float], model: str, steps: int, seed: int = 0, id: str | None = None
+        mixture: Mapping[str, float] | None,
+        model: str,
+        steps: int,
+        seed: int = 0,
+        id: str | None = None,
+        phases: Sequence[Mapping[str, Any] | tuple[int, Mapping[str, float]]] | None = None,
     ) -> RunSpec:
-        """Validate and normalise a run (drops zero shares, rounds to 12 digits, fills the id)."""
-        if not isinstance(mixture, Mapping):
-            raise InputError("mixture", f"got {mixture!r}", "give a mapping {domain: proportion}")
-        unnamed = [d for d in mixture if d is None or not str(d).strip()]
-        if unnamed:
-            raise InputError(
-                "mixture", f"{dict(mixture)} has an unnamed domain", "name every domain, e.g. legal=0.5"
-            )
-        try:
-            mix = {str(d): float(v) for d, v in mixture.items() if float(v) != 0.0}
-        except (TypeError, ValueError):
-            raise InputError(
-                "mixture", f"{dict(mixture)} has non-numeric proportions", "give numbers, e.g. {legal: 0.5}"
-            ) from None
-        total = sum(mix.values())
-        if not mix or any(not math.isfinite(v) or v < 0 for v in mix.values()) or abs(total - 1.0) > 1e-3:
-            raise InputError(
-                "mixture",
-                f"{dict(mixture)} is not a distribution over domains",
-                "give non-negative proportions summing to 1",
-            )
-        mix = {d: round(v / total, 12) for d, v in sorted(mix.items())}
+        """Validate and normalise a run (drops zero shares, rounds to 12 digits, fills the id).
+
+        Give ``mixture`` for a single-phase run, or ``phases`` (``[{start: step, mixture: {...}},
+        ...]`` or ``[(step, mixture), ...]``) and ``mixture=None`` for a multi-phase run.
+        """
         for name, value, low, high in (("steps", steps, 1, MAX_STEPS), ("seed", seed, 0, MAX_SEED)):
             if not _integral(value) or not low <= int(value) <= high:
                 raise InputError(name, f"is {value!r}", f"use an integer from {low} to {high:,}")
+        if phases is not None:
+            if mixture is not None:
+                raise InputError(
+                    "mixture", "is given beside phases", "give either mixture (one phase) or phases, not both"
+                )
+            schedule = _check_phases(phases, int(steps))
+            if len(schedule) == 1:
+                mixture, schedule = schedule[0][1], ()
+            else:
+                mixture = _average_mixture(schedule, int(steps))
+        else:
+            schedule = ()
+        mix = _check_mixture(mixture)
         if not isinstance(model, str) or not model:
             raise InputError("model", f"is {model!r}", "name a ladder entry, e.g. cpu-s")
         if id is None:
-            digest = hashlib.sha256(json.dumps(mix, sort_keys=True).encode()).hexdigest()[:8]
+            key: Any = mix if not schedule else [[s, m] for s, m in schedule]
+            digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
             id = f"{model}-{digest}-s{int(seed)}-n{int(steps)}"
         check_run_id(str(id))
-        return RunSpec(id=str(id), mixture=mix, model=str(model), steps=int(steps), seed=int(seed))
+        return RunSpec(
+            id=str(id), mixture=mix, model=str(model), steps=int(steps), seed=int(seed), phases=tuple(schedule)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run as a plan-file entry (``phases`` instead of ``mixture`` for a multi-phase run)."""
+        entry: dict[str, Any] = {"id": self.id}
+        if self.phases:
+            entry["phases"] = [{"start": s, "mixture": dict(m)} for s, m in self.phases]
+        else:
+            entry["mixture"] = dict(self.mixture)
+        return entry | {"model": self.model, "steps": self.steps, "seed": self.seed}
+
+
+def _check_mixture(mixture: Any) -> dict[str, float]:
+    """A validated mixture: zero shares dropped, sorted, normalised and rounded to 12 digits."""
+    if not isinstance(mixture, Mapping):
+        raise InputError("mixture", f"got {mixture!r}", "give a mapping {domain: proportion}")
+    unnamed = [d for d in mixture if d is None or not str(d).strip()]
+    if unnamed:
+        raise InputError(
+            "mixture", f"{dict(mixture)} has an unnamed domain", "name every domain, e.g. legal=0.5"
+        )
+    try:
+        mix = {str(d): float(v) for d, v in mixture.items() if float(v) != 0.0}
+    except (TypeError, ValueError):
+        raise InputError(
+            "mixture", f"{dict(mixture)} has non-numeric proportions", "give numbers, e.g. {legal: 0.5}"
+        ) from None
+    total = sum(mix.values())
+    if not mix or any(not math.isfinite(v) or v < 0 for v in mix.values()) or abs(total - 1.0) > 1e-3:
+        raise InputError(
+            "mixture",
+            f"{dict(mixture)} is not a distribution over domains",
+            "give non-negative proportions summing to 1",
+        )
+    return {d: round(v / total, 12) for d, v in sorted(mix.items())}
+
+
+def _check_phases(
+    phases: Sequence[Mapping[str, Any] | tuple[int, Mapping[str, float]]], steps: int
+) -> tuple[tuple[int, dict[str, float]], ...]:
+    """Validated phases ``((start, mixture), ...)``: starts 0 < ... < steps, in order."""
+    fix = "write phases: [{start: 0, mixture: {...}}, {start: 150, mixture: {...}}] with increasing starts"
+    if isinstance(phases, (str, bytes, Mapping)) or not isinstance(phases, Sequence) or not phases:
+        raise InputError("phases", f"got {phases!r}", fix)
+    out = []
+    for i, phase in enumerate(phases):
+        if isinstance(phase, Mapping):
+            if set(phase) - {"start", "mixture"} or "mixture" not in phase or "start" not in phase:
+                raise InputError(f"phases[{i}]", f"has keys {sorted(phase)}", fix)
+            start, mixture = phase["start"], phase["mixture"]
+        elif isinstance(phase, (tuple, list)) and len(phase) == 2:
+            start, mixture = phase
+        else:
+            raise InputError(f"phases[{i}]", f"got {phase!r}", fix)
+        if not _integral(start):
+            raise InputError(f"phases[{i}].start", f"is {start!r}", "give the optimizer step the phase starts at")
+        out.append((int(start), _check_mixture(mixture)))
+    starts = [s for s, _ in out]
+    if starts[0] != 0 or any(b <= a for a, b in pairwise(starts)) or starts[-1] >= steps:
+        raise InputError(
+            "phases",
+            f"start at steps {starts} for a run of {steps} steps",
+            "start the first phase at 0 and each later one at a larger step below steps, e.g. "
+            f"[0, {max(1, steps * 3 // 4)}]",
+        )
+    return tuple(out)
+
+
+def _average_mixture(schedule: Sequence[tuple[int, Mapping[str, float]]], steps: int) -> dict[str, float]:
+    """The token-weighted average of the phases' mixtures."""
+    bounds = [s for s, _ in schedule] + [steps]
+    total: dict[str, float] = {}
+    for (start, mixture), end in zip(schedule, bounds[1:], strict=True):
+        for d, v in mixture.items():
+            total[d] = total.get(d, 0.0) + v * (end - start) / steps
+    return total
 
 
 def check_run_id(run_id: Any, field: str = "id") -> None:
@@ -202,16 +309,19 @@ def load_plan(path: str | Path, defaults: Mapping[str, Any] | None = None) -> li
     runs = []
     for i, row in enumerate(rows):
         merged = {**base, **row}
-        missing = [k for k in ("mixture", "model", "steps") if k not in merged]
+        missing = [k for k in ("model", "steps") if k not in merged]
+        if "mixture" not in merged and "phases" not in merged:
+            missing.insert(0, "mixture")
         if missing:
             raise InputError(f"{p} run {i}", f"lacks {missing}", "give them in the run or under defaults")
         runs.append(
             RunSpec.make(
-                merged["mixture"],
+                merged.get("mixture"),
                 merged["model"],
                 merged["steps"],
                 merged.get("seed", 0),
                 None if merged.get("id") is None else str(merged["id"]),
+                phases=merged.get("phases"),
             )
         )
     ids = [r.id for r in runs]
@@ -229,10 +339,7 @@ def save_plan(runs: Sequence[RunSpec], path: str | Path) -> Path:
     p.write_text(
         yaml.safe_dump(
             {
-                "runs": [
-                    {"id": r.id, "mixture": r.mixture, "model": r.model, "steps": r.steps, "seed": r.seed}
-                    for r in runs
-                ]
+                "runs": [r.to_dict() for r in runs]
             },
             sort_keys=False,
         ),

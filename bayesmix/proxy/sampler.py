@@ -13,8 +13,14 @@ Sequence within a domain
     a new epoch starts with a fresh permutation (the data repeat, reshuffled). :meth:`epochs`
     reports how many times each domain has been read.
 
-The sampler's whole state is the slot counter and the per-domain counts, so it is resumed exactly
-from :meth:`state_dict`.
+Phases
+    A multi-phase run switches the proportions at a step (:meth:`start_phase`): the deficit rule
+    restarts from the phase's first slot, so every phase realises its own mixture exactly, and the
+    within-domain order continues where the previous phase left it (no sequence is re-read before
+    its domain's epoch ends).
+
+The sampler's whole state is the slot counter, the per-domain counts and the current phase (its
+index, proportions and first slot), so it is resumed exactly from :meth:`state_dict`.
 """
 
 from __future__ import annotations
@@ -68,6 +74,9 @@ class MixtureSampler:
         self.seed = int(seed)
         self.slot = 0
         self.counts = np.zeros(len(w), dtype=np.int64)
+        self.phase = 0
+        self._phase_slot = 0
+        self._phase_counts = np.zeros(len(w), dtype=np.int64)
         self._perms: dict[tuple[int, int], np.ndarray] = {}
 
     @classmethod
@@ -91,6 +100,34 @@ class MixtureSampler:
             [float(mixture.get(d, 0.0)) for d in domains], [sizes[d] for d in domains], batch_size, seed
         )
 
+    def start_phase(self, phase: int, weights: Sequence[float]) -> None:
+        """Switch to phase ``phase`` with proportions ``weights`` (one per domain) from the next slot.
+
+        Raises
+        ------
+        InputError
+            Proportions of the wrong length, negative, not summing to 1, or on a domain with no
+            training sequences.
+        """
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != self.weights.shape or (w < 0).any() or abs(w.sum() - 1.0) > 1e-6:
+            raise InputError(
+                "phase mixture",
+                f"proportions {w.tolist()} are not one non-negative share per domain summing to 1",
+                "give each phase a mixture over the corpus's domains",
+            )
+        empty = [d for d, (wd, n) in enumerate(zip(w, self.sizes, strict=True)) if wd > 0 and n <= 0]
+        if empty:
+            raise InputError(
+                "phase mixture",
+                f"domain {empty[0]} has weight {w[empty[0]]} but no training sequences",
+                "give the domain more text or set its weight to 0",
+            )
+        self.weights = w / w.sum()
+        self.phase = int(phase)
+        self._phase_slot = self.slot
+        self._phase_counts = self.counts.copy()
+
     def _perm(self, domain: int, epoch: int) -> np.ndarray:
         key = (domain, epoch)
         if key not in self._perms:
@@ -104,7 +141,7 @@ class MixtureSampler:
         """Return the next batch as ``(domain index, sequence index)`` pairs and advance."""
         out = []
         for _ in range(self.batch_size):
-            deficit = self.weights * (self.slot + 1) - self.counts
+            deficit = self.weights * (self.slot - self._phase_slot + 1) - (self.counts - self._phase_counts)
             d = int(np.argmax(deficit))
             k = int(self.counts[d])
             n = self.sizes[d]
@@ -119,7 +156,15 @@ class MixtureSampler:
 
     def state_dict(self) -> dict[str, object]:
         """Return the resumable state (plain ints, safe for ``torch.load(weights_only=True)``)."""
-        return {"slot": self.slot, "counts": [int(c) for c in self.counts], "seed": self.seed}
+        return {
+            "slot": self.slot,
+            "counts": [int(c) for c in self.counts],
+            "seed": self.seed,
+            "phase": self.phase,
+            "phase_slot": self._phase_slot,
+            "phase_counts": [int(c) for c in self._phase_counts],
+            "weights": [float(w) for w in self.weights],
+        }
 
     def load_state_dict(self, state: Mapping[str, object]) -> None:
         """Restore a state from :meth:`state_dict`."""
@@ -131,3 +176,8 @@ class MixtureSampler:
             )
         self.slot = int(state["slot"])  # type: ignore[arg-type]
         self.counts = np.asarray(state["counts"], dtype=np.int64)
+        if "phase" in state:
+            self.phase = int(state["phase"])  # type: ignore[arg-type]
+            self._phase_slot = int(state["phase_slot"])  # type: ignore[arg-type]
+            self._phase_counts = np.asarray(state["phase_counts"], dtype=np.int64)
+            self.weights = np.asarray(state["weights"], dtype=np.float64)

@@ -1,6 +1,8 @@
 """Train one proxy run: a model from the ladder on a mixture, evaluated into the ledger.
 
-The loop is a deterministic function of the run's seed: initial weights come from
+A multi-phase run (:attr:`RunSpec.phases`) switches the sampler's mixture at each phase's first
+step; the learning-rate schedule runs over the whole run, unchanged. The loop is a deterministic
+function of the run's seed: initial weights come from
 ``torch.manual_seed(seed)``, batches from :class:`~bayesmix.proxy.sampler.MixtureSampler`, and the
 model has no dropout. A checkpoint (every ``checkpoint_every`` steps and at every evaluation)
 holds everything the loop depends on, so a run killed at any point and started again continues
@@ -175,7 +177,7 @@ def run_record(
         mixture=run.mixture,
         model_name=spec.name,
         model_config={**spec.to_dict(), "vocab_size": data.vocab_size},
-        train_config={**config.to_dict(), "steps": run.steps, "data_key": data.key},
+        train_config={**config.to_dict(), "steps": run.steps, "data_key": data.key, **_phases_entry(run)},
         params_non_embedding=non_emb,
         params_total=total,
         flops_per_token=flops_per_token(spec, data.vocab_size),
@@ -186,8 +188,16 @@ def run_record(
     )
 
 
+def _phases_entry(run: RunSpec) -> dict[str, Any]:
+    """``{"phases": [{start, mixture}, ...]}`` for a multi-phase run, else nothing."""
+    return {"phases": run.to_dict()["phases"]} if run.phases else {}
+
+
 def _fingerprint(run: RunSpec, spec: ModelSpec, data: TokenizedCorpus, config: TrainConfig) -> str:
-    blob = json.dumps([asdict(run), spec.to_dict(), data.key, config.to_dict()], sort_keys=True, default=str)
+    fields = asdict(run)
+    if not run.phases:  # single-phase runs keep the fingerprint they always had
+        fields.pop("phases")
+    blob = json.dumps([fields, spec.to_dict(), data.key, config.to_dict()], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -239,7 +249,7 @@ def train_run(
         )
     setup = resolve(config.device, config.compile)
     sampler = MixtureSampler.from_mixture(
-        run.mixture, data.sizes(), data.domains, config.batch_size, run.seed
+        run.mixture_at(0), data.sizes(), data.domains, config.batch_size, run.seed
     )
     raw_model = build_model(spec, data.vocab_size, data.eos_id, run.seed).to(setup.device)
     decay = [p for n, p in raw_model.named_parameters() if p.ndim >= 2]
@@ -298,6 +308,10 @@ def train_run(
     t0 = time.perf_counter()
     try:
         for step in range(start, run.steps):
+            phase = run.phase_index(step)
+            if phase != sampler.phase:
+                mixture = run.mixture_at(step)
+                sampler.start_phase(phase, [float(mixture.get(d, 0.0)) for d in data.domains])
             batch = np.stack([data.train[data.domains[d]][i] for d, i in sampler.next_batch()])
             x = torch.from_numpy(batch.astype(np.int64)).to(setup.device)
             for group in optimizer.param_groups:

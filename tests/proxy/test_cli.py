@@ -73,3 +73,10 @@ def test_train_and_sweep_commands(tmp_path, corpus_writer):
     assert len(Ledger(study / "ledger.sqlite").runs("finished")) == 2
     bad = runner.invoke(app, ["train", str(study), "--mixture", "legal", "--model", "t1"])
     assert bad.exit_code == 1 and "domain=proportion" in bad.output
+    # a two-phase run: the switch as a fraction of the steps, recorded in the ledger
+    args = ["train", str(study), "--mixture", "legal=1", "--model", "t1", "--steps", "4", "--run-id", "two"]
+    out = runner.invoke(app, [*args, "--phase", "0.75:code=1"])
+    assert out.exit_code == 0, out.output
+    assert Ledger(study / "ledger.sqlite").get_run("two").phases == [(0, {"legal": 1.0}), (3, {"code": 1.0})]
+    bad = runner.invoke(app, [*args, "--phase", "code=1"])
+    assert bad.exit_code == 1 and "--phase 0.8:code=1.0" in bad.output

@@ -223,6 +223,22 @@ def test_critical_proportion(fit3):
     assert not tight.feasible and tight.share == 0.0
 
 
+def test_critical_proportion_posterior_interval_holds_the_truth(fit3):
+    law = random_law(3, seed=11, noise_sd=0.01)  # the law fit3 was fitted to
+    shares = np.linspace(0, 1, 2001)
+    segment = np.outer(1 - shares, [1.0, 0.0, 0.0]) + np.outer(shares, [0.0, 1.0, 0.0])  # web -> code
+    truth_loss = law.mean_loss(segment)[:, law.domains.index("web")]
+    threshold = float(truth_loss[0] + 0.3 * (truth_loss[-1] - truth_loss[0]))
+    true_share = float(shares[np.argmax(truth_loss > threshold)])
+    found = critical_proportion(fit3, "web", "code", threshold, prob=0.9, max_draws=None, level=0.8)
+    assert found.interval[0] <= true_share <= found.interval[1]
+    assert found.interval[0] <= found.posterior_share <= found.interval[1]
+    # the chance-constrained share is the share 90% of the draws keep safe: the 10% quantile
+    assert found.share == pytest.approx(found.interval[0], abs=0.01)
+    with pytest.raises(InputError, match="level"):
+        critical_proportion(fit3, "web", "code", threshold, level=1.5)
+
+
 def test_implicit_total_target_matches_grid(fit3):
     """An implicit-aggregation fit (hand-built draws): its modelled column is a valid target."""
     idata = fit3.copy()

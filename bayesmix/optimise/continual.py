@@ -28,6 +28,7 @@ import pandas as pd
 
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
+from bayesmix.inference.engine import is_real_number as engine_number
 from bayesmix.optimise.constraints import LossConstraint, check_loss_constraints
 from bayesmix.optimise.draws import LawDraws
 from bayesmix.optimise.problem import one_mixture
@@ -50,6 +51,14 @@ class CriticalProportion:
         The loss constraint used.
     curve
         ``share`` vs ``probability`` and the mean loss on the grid.
+    posterior_share
+        The paper's critical proportion as a posterior: the median, over posterior draws, of
+        each draw's largest share whose loss on the original domain stays at or below the
+        threshold (interpolated between grid points).
+    interval
+        Central ``level`` credible interval of that posterior.
+    level
+        Probability of ``interval``.
     """
 
     share: float
@@ -57,6 +66,9 @@ class CriticalProportion:
     feasible: bool
     constraint: LossConstraint
     curve: pd.DataFrame
+    posterior_share: float = float("nan")
+    interval: tuple[float, float] = (float("nan"), float("nan"))
+    level: float = 0.9
 
 
 def critical_proportion(
@@ -71,6 +83,7 @@ def critical_proportion(
     grid: int = 201,
     max_draws: int | None = 1000,
     seed: int = 0,
+    level: float = 0.9,
 ) -> CriticalProportion:
     """The largest share of ``new`` that keeps ``P(L_original <= threshold) >= prob``.
 
@@ -92,7 +105,18 @@ def critical_proportion(
         Number of grid points on ``[0, 1]`` before bisection.
     max_draws, seed
         Posterior draws used and the seed of their subset.
+    level
+        Probability of the credible interval of the critical share
+        (:attr:`CriticalProportion.interval`).
+
+    Returns
+    -------
+    CriticalProportion
+        ``share`` is the largest share safe with probability ``prob`` (the decision);
+        ``posterior_share`` and ``interval`` are the posterior of the critical share itself.
     """
+    if not (engine_number(level) and 0 < float(level) < 1):
+        raise InputError("level", f"got {level!r}", "give a probability in (0, 1), e.g. 0.9")
     draws = LawDraws.from_idata(idata, max_draws=max_draws, seed=seed)
     constraint = LossConstraint(loss_domain or original, float(threshold), float(prob))
     check_loss_constraints([constraint], draws.domains)
@@ -110,15 +134,39 @@ def critical_proportion(
     xs = np.linspace(0.0, 1.0, grid)
     probs, means = probability(xs)
     curve = pd.DataFrame({"share": xs, "probability": probs, "mean_loss": means})
+    per_draw = _per_draw_critical(draws.losses((1 - xs)[:, None] * start + xs[:, None] * end)[:, :, column], xs, constraint.threshold)
+    posterior = {
+        "posterior_share": float(np.median(per_draw)),
+        "interval": tuple(float(v) for v in np.quantile(per_draw, [(1 - level) / 2, (1 + level) / 2])),
+        "level": float(level),
+    }
     ok = probs >= prob
     if not ok[0]:
-        return CriticalProportion(0.0, float(probs[0]), False, constraint, curve)
+        return CriticalProportion(0.0, float(probs[0]), False, constraint, curve, **posterior)
     # the first grid point that fails bounds the safe segment that starts at x = 0
     first_bad = int(np.argmin(ok)) if not ok.all() else len(xs)
     if first_bad == len(xs):
-        return CriticalProportion(1.0, float(probs[-1]), True, constraint, curve)
+        return CriticalProportion(1.0, float(probs[-1]), True, constraint, curve, **posterior)
     lo, hi = xs[first_bad - 1], xs[first_bad]
     for _ in range(40):
         mid = 0.5 * (lo + hi)
         lo, hi = (mid, hi) if probability(np.array([mid]))[0][0] >= prob else (lo, mid)
-    return CriticalProportion(float(lo), float(probability(np.array([lo]))[0][0]), True, constraint, curve)
+    return CriticalProportion(float(lo), float(probability(np.array([lo]))[0][0]), True, constraint, curve, **posterior)
+
+
+def _per_draw_critical(losses: np.ndarray, xs: np.ndarray, threshold: float) -> np.ndarray:
+    """Each draw's largest share (from 0) with loss <= threshold, linear between grid points.
+
+    ``losses`` is ``(sample, grid)`` along the segment; a draw over the threshold at 0 gives 0,
+    one never over it gives 1.
+    """
+    over = losses > threshold
+    first = np.where(over.any(axis=1), over.argmax(axis=1), len(xs))
+    out = np.ones(len(losses))
+    for i, k in enumerate(first):
+        if k == 0:
+            out[i] = 0.0
+        elif k < len(xs):
+            a, b = losses[i, k - 1], losses[i, k]
+            out[i] = xs[k - 1] + (xs[k] - xs[k - 1]) * (threshold - a) / (b - a)
+    return out

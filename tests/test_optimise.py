@@ -101,6 +101,26 @@ def test_constraints_respected_exactly(fit3):
     assert excluded.objective <= grid_search(problem, 200).objective + 1e-9
 
 
+def test_uncertain_token_counts_give_a_chance_constrained_cap(fit3):
+    from scipy.stats import norm
+
+    from bayesmix.optimise.constraints import build_box
+
+    box = build_box(["web", "code"], tokens={"code": 1e9}, max_epochs=2.0, target_tokens=5e9, tokens_sd=0.2, epochs_prob=0.9)
+    cap = float(box.upper[1])
+    assert cap == pytest.approx(2.0 * 1e9 * np.exp(-0.2 * norm.ppf(0.9)) / 5e9)
+    # Monte Carlo: with U ~ LogNormal(ln 1e9, 0.2), r = cap keeps epochs <= 2 in 90% of cases
+    available = np.exp(np.log(1e9) + 0.2 * np.random.default_rng(0).standard_normal(200_000))
+    assert np.mean(cap * 5e9 / available <= 2.0) == pytest.approx(0.9, abs=0.005)
+    # the optimiser respects the tighter cap
+    result = optimise(fit3, "mean", tokens={"code": 1e9}, max_epochs=2.0, target_tokens=5e9, tokens_sd={"code": 0.2})
+    assert result.mixture["code"] <= cap + 1e-12
+    with pytest.raises(InputError, match="tokens_sd"):
+        optimise(fit3, "mean", tokens={"code": 1e9}, target_tokens=5e9, tokens_sd={"code": -1.0})
+    with pytest.raises(InputError, match="epochs_prob"):
+        optimise(fit3, "mean", tokens={"code": 1e9}, target_tokens=5e9, tokens_sd=0.1, epochs_prob=1.0)
+
+
 def test_infeasible_box_names_binding_constraints(fit3):
     with pytest.raises(InputError, match=r"upper limits sum to 0.5.*web.*exclude.*code.*papers"):
         optimise(fit3, "mean", exclude=["web", "code"], bounds={"papers": (None, 0.5)})

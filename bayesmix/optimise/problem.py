@@ -116,6 +116,8 @@ class Problem:
         tokens: Mapping[str, float] | None = None,
         max_epochs: float | Mapping[str, float] | None = None,
         target_tokens: float | None = None,
+        tokens_sd: float | Mapping[str, float] | None = None,
+        epochs_prob: float = 0.9,
         prior_mixture: Mapping[str, float] | Sequence[float] | None = None,
         pull: float = 0.0,
         loss_constraints: Sequence[LossConstraint] = (),
@@ -141,6 +143,8 @@ class Problem:
             tokens=tokens,
             max_epochs=max_epochs,
             target_tokens=target_tokens,
+            tokens_sd=tokens_sd,
+            epochs_prob=epochs_prob,
         )
         check_margin(trust_region)
         support = Support.from_idata(idata)

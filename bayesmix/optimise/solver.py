@@ -201,6 +201,8 @@ def optimise(
     tokens: Mapping[str, float] | None = None,
     max_epochs: float | Mapping[str, float] | None = None,
     target_tokens: float | None = None,
+    tokens_sd: float | Mapping[str, float] | None = None,
+    epochs_prob: float = 0.9,
     prior_mixture: Mapping[str, float] | Sequence[float] | None = None,
     pull: float = 0.0,
     loss_constraints: Sequence[LossConstraint] = (),
@@ -240,6 +242,12 @@ def optimise(
         loss pays for repetition smoothly: there ``target_tokens`` is the run's ``D`` (required)
         and ``tokens`` its ``U_j`` (replacing the law's ``available_tokens`` for the domains
         named); a number or mapping still caps the epochs, for both kinds of law.
+    tokens_sd, epochs_prob
+        Token counts known only roughly: the relative uncertainty (sd of the log) of each
+        domain's ``tokens``, one number or ``domain -> sd``; the epoch cap then holds with
+        probability ``epochs_prob`` (a chance constraint, see
+        :func:`~bayesmix.optimise.constraints.build_box`). It tightens a cap, so with a
+        repetition-aware fit give ``max_epochs`` too.
     prior_mixture, pull
         Adds ``pull * ||r - prior_mixture||^2`` (loss units) to the objective: a pull toward a
         mixture you trust (e.g. the natural token distribution).
@@ -287,6 +295,8 @@ def optimise(
         tokens=tokens,
         max_epochs=max_epochs,
         target_tokens=target_tokens,
+        tokens_sd=tokens_sd,
+        epochs_prob=epochs_prob,
         prior_mixture=prior_mixture,
         pull=pull,
         loss_constraints=loss_constraints,

@@ -34,7 +34,8 @@ from bayesmix.report.summaries import check_nested, check_prob, interaction_summ
 
 #: limits of the optimisation problem that :func:`optimum_location_draws` passes on to each draw
 LIMIT_KEYS = (
-    "bounds", "fixed", "exclude", "tokens", "max_epochs", "target_tokens", "reference", "trust_region"
+    "bounds", "fixed", "exclude", "tokens", "max_epochs", "target_tokens", "tokens_sd", "epochs_prob", "reference",
+    "trust_region",
 )
 #: P(beats reference) inside this range means the data cannot tell yet
 UNDECIDED = (0.2, 0.8)

@@ -81,6 +81,7 @@ from .optimise import optimise as optimise
 
 # active learning
 from .design import Designer as Designer
+from .design import repetition_matched_budgets as repetition_matched_budgets
 
 # version
 from .versions import __version__ as __version__

@@ -262,3 +262,24 @@ def test_refit_with_other_token_counts_reuses_the_compiled_model(fitted) -> None
     assert fit.posterior.attrs["bayesmix_compiled_from_cache"] == 1
     np.testing.assert_allclose(fit.constant_data["inverse_unique_tokens"], [0.0, 1 / 3e10, 1e-9])
     np.testing.assert_array_equal(fit.constant_data["tokens"], other.meta["tokens"].to_numpy())
+
+
+def test_proxies_at_the_target_repetition_rate(tmp_path):
+    from bayesmix.data.corpus import load_embedded
+    from bayesmix.proxy.study import check_settings
+
+    budgets = bm.repetition_matched_budgets({"papers": 2e9, "web": 1e12}, target_tokens=1e12, proxy_tokens=4e8)
+    assert budgets == {"papers": 800_000, "web": 400_000_000}
+    # any share repeats each domain as often in a proxy as in the target run
+    for share in (0.05, 0.3):
+        assert share * 4e8 / budgets["papers"] == pytest.approx(share * 1e12 / 2e9)
+    in_bytes = bm.repetition_matched_budgets({"legal": 1e6, "code": 3e6}, 1e9, 1e8, bytes_per_token={"legal": 4.0, "code": 3.0})
+    assert in_bytes == {"legal": 400_000, "code": 900_000}
+    corpus = load_embedded(["legal", "code"], train_bytes=in_bytes, validation_bytes=50_000, cache_dir=False)
+    sizes = {d: sum(len(doc.text.encode()) for doc in corpus.domains[d].train) for d in ("legal", "code")}
+    assert sizes["legal"] == pytest.approx(400_000, rel=0.02) and sizes["code"] == pytest.approx(900_000, rel=0.02)
+    check_settings({"corpus": {"kind": "embedded", "train_bytes": in_bytes}}, "study.yaml")
+    with pytest.raises(InputError, match="no budget for domain 'code'"):
+        load_embedded(["legal", "code"], train_bytes={"legal": 1000}, cache_dir=False)
+    with pytest.raises(InputError, match="proxy_tokens"):
+        bm.repetition_matched_budgets({"a": 1e9}, 1e12, 0)

@@ -8,6 +8,7 @@
   :mod:`~bayesmix.design.state` and :mod:`~bayesmix.design.rebuild`);
 * acquisition functions on posterior draws (:mod:`bayesmix.design.acquisition`);
 * space-filling initial designs inside the optimiser's constraints (:mod:`bayesmix.design.initial`);
+* proxies at the target run's repetition rate (:func:`repetition_matched_budgets`);
 * the refit surrogates (:mod:`bayesmix.design.surrogate`) and the stopping report
   (:mod:`bayesmix.design.stopping`).
 """
@@ -26,6 +27,7 @@ from bayesmix.design.acquisition import (
 from bayesmix.design.designer import Designer, Proposal
 from bayesmix.design.fantasy import condition_on
 from bayesmix.design.initial import feasible_candidates, maximin_select, space_filling
+from bayesmix.design.repetition import repetition_matched_budgets
 from bayesmix.design.scales import RunScale, parse_scales
 from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
 from bayesmix.design.surrogate import BootstrapLaw, EnsemblePosterior, LawFit
@@ -50,6 +52,7 @@ __all__ = [
     "maximin_select",
     "optimum_probability",
     "parse_scales",
+    "repetition_matched_budgets",
     "score_pairs",
     "space_filling",
     "stopping_report",

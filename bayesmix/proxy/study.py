@@ -385,9 +385,13 @@ def check_settings(settings: Any, where: str = "study.yaml") -> dict[str, Any]:
             f"{where}: corpus.domains", f"is {corpus['domains']!r}", "write a list of domain names"
         )
     for key in ("train_bytes", "validation_bytes"):
-        if corpus.get(key) is not None and not _count(corpus[key]):
+        value = corpus.get(key)
+        per_domain = isinstance(value, dict) and value and all(isinstance(d, str) and _count(v) for d, v in value.items())
+        if value is not None and not _count(value) and not per_domain:
             raise InputError(
-                f"{where}: corpus.{key}", f"is {corpus[key]!r}", "give a positive integer, or null"
+                f"{where}: corpus.{key}",
+                f"is {value!r}",
+                "give a positive integer, {domain: positive integer, ...} for every domain, or null",
             )
     fraction = corpus.get("val_fraction", 0.1)
     if not isinstance(fraction, numbers.Real) or isinstance(fraction, bool) or not 0 < fraction < 1:

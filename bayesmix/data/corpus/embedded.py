@@ -22,14 +22,14 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from bayesmix.data.corpus.clean import CLEANING_VERSION
 from bayesmix.data.corpus.manifest import load_manifest, locate, text_digest, verify_raw
 from bayesmix.data.corpus.registry import DOMAINS, SOURCES
 from bayesmix.data.corpus.sources import Source
-from bayesmix.data.corpus.split import DEFAULT_VAL_FRACTION, BudgetedSplit
+from bayesmix.data.corpus.split import DEFAULT_VAL_FRACTION, BudgetedSplit, domain_budget
 from bayesmix.data.corpus.types import Corpus, Document, DomainCorpus
 from bayesmix.errors import IncompatibleFileError, InputError
 
@@ -116,8 +116,8 @@ def attributions(domains: Sequence[str] | None = None) -> tuple[str, ...]:
 
 def load_embedded(
     domains: Sequence[str] | None = None,
-    train_bytes: int | None = DEFAULT_TRAIN_BYTES,
-    validation_bytes: int | None = DEFAULT_VALIDATION_BYTES,
+    train_bytes: int | Mapping[str, int] | None = DEFAULT_TRAIN_BYTES,
+    validation_bytes: int | Mapping[str, int] | None = DEFAULT_VALIDATION_BYTES,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     cache_dir: Path | str | bool | None = True,
 ) -> Corpus:
@@ -128,9 +128,10 @@ def load_embedded(
     domains
         Domain names to load (default: all of :data:`DOMAINS`).
     train_bytes
-        Per-domain training budget in UTF-8 bytes (``None``: everything).
+        Per-domain training budget in UTF-8 bytes: one number for every domain, or
+        ``{domain: bytes}`` (``None``: everything).
     validation_bytes
-        Per-domain validation budget in UTF-8 bytes (``None``: everything).
+        Per-domain validation budget in UTF-8 bytes, likewise (``None``: everything).
     val_fraction
         Fraction of whole documents held out for validation.
     cache_dir
@@ -159,11 +160,13 @@ def load_embedded(
     for name in names:
         train: list[Document] = []
         val: list[Document] = []
+        train_budget = domain_budget(train_bytes, name, "train_bytes")
+        validation_budget = domain_budget(validation_bytes, name, "validation_bytes")
         for source in (s for s in SOURCES if s.domain == name):
             split = BudgetedSplit(
                 name,
-                None if train_bytes is None else max(1, int(train_bytes * source.share)),
-                None if validation_bytes is None else max(1, int(validation_bytes * source.share)),
+                None if train_budget is None else max(1, int(train_budget * source.share)),
+                None if validation_budget is None else max(1, int(validation_budget * source.share)),
                 val_fraction,
             )
             split.extend(_source_docs(source, manifest, cache))

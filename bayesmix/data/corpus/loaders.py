@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bayesmix.data.corpus.split import DEFAULT_VAL_FRACTION, BudgetedSplit
+from bayesmix.data.corpus.split import DEFAULT_VAL_FRACTION, BudgetedSplit, domain_budget
 from bayesmix.data.corpus.types import Corpus, Document
 from bayesmix.errors import InputError
 
@@ -287,8 +287,8 @@ def _finish(splits: Mapping[str, BudgetedSplit], source: str) -> Corpus:
 def load_local(
     paths: Mapping[str, str | Path | Sequence[str | Path]],
     text_field: str = "text",
-    train_bytes: int | None = None,
-    validation_bytes: int | None = None,
+    train_bytes: int | Mapping[str, int] | None = None,
+    validation_bytes: int | Mapping[str, int] | None = None,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     max_domain_bytes: int = MAX_DOMAIN_BYTES,
 ) -> Corpus:
@@ -301,7 +301,8 @@ def load_local(
     text_field
         JSONL field / Parquet column holding the text.
     train_bytes, validation_bytes
-        Per-domain byte budgets (``None``: everything).
+        Per-domain byte budgets: one number for every domain or ``{domain: bytes}`` (``None``:
+        everything).
     val_fraction
         Fraction of whole documents held out for validation.
     max_domain_bytes
@@ -327,7 +328,13 @@ def load_local(
         _check_name(name)
         split = BudgetedSplit(name, train_bytes, validation_bytes, val_fraction)
         files = [f for p in ([spec] if isinstance(spec, str | Path) else list(spec)) for f in _files(Path(p))]
-        _check_sizes(name, files, limit, reads_all=train_bytes is None or validation_bytes is None)
+        _check_sizes(
+            name,
+            files,
+            limit,
+            reads_all=domain_budget(train_bytes, name, "train_bytes") is None
+            or domain_budget(validation_bytes, name, "validation_bytes") is None,
+        )
         cap = _ByteCap(name, limit)
         for f in files:
             if split.full():

@@ -15,7 +15,7 @@ a larger one.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from bayesmix.data.corpus.types import Document, DomainCorpus
 from bayesmix.errors import InputError
@@ -52,6 +52,25 @@ def _cut(text: str, n_bytes: int) -> str:
     return head[:nl] if nl > len(head) // 2 else head
 
 
+def domain_budget(budget: int | Mapping[str, int] | None, domain: str, field: str) -> int | None:
+    """One domain's byte budget from a budget for every domain or a ``{domain: bytes}`` mapping.
+
+    Raises
+    ------
+    InputError
+        A mapping that gives ``domain`` no budget.
+    """
+    if not isinstance(budget, Mapping):
+        return budget
+    if domain not in budget:
+        raise InputError(
+            field,
+            f"gives no budget for domain {domain!r} (it names {sorted(budget)})",
+            f"give every domain a budget, e.g. {{{domain}: 1000000, ...}}, or one number for all",
+        )
+    return budget[domain]
+
+
 class BudgetedSplit:
     """Accumulate one domain's documents into train and validation up to byte budgets.
 
@@ -60,9 +79,10 @@ class BudgetedSplit:
     domain
         Domain name.
     train_bytes
-        Training budget in UTF-8 bytes; ``None`` for no limit.
+        Training budget in UTF-8 bytes (one number, or ``{domain: bytes}`` read for
+        ``domain``); ``None`` for no limit.
     validation_bytes
-        Validation budget in UTF-8 bytes; ``None`` for no limit.
+        Validation budget in UTF-8 bytes, likewise; ``None`` for no limit.
     val_fraction
         Fraction of documents held out (see the module docstring).
     """
@@ -70,10 +90,12 @@ class BudgetedSplit:
     def __init__(
         self,
         domain: str,
-        train_bytes: int | None,
-        validation_bytes: int | None,
+        train_bytes: int | Mapping[str, int] | None,
+        validation_bytes: int | Mapping[str, int] | None,
         val_fraction: float = DEFAULT_VAL_FRACTION,
     ):
+        train_bytes = domain_budget(train_bytes, domain, "train_bytes")
+        validation_bytes = domain_budget(validation_bytes, domain, "validation_bytes")
         if not 0.0 < val_fraction < 1.0:
             raise InputError("val_fraction", f"is {val_fraction}", "use a fraction strictly between 0 and 1")
         for name, value in (("train_bytes", train_bytes), ("validation_bytes", validation_bytes)):

@@ -72,6 +72,17 @@ from .optimise.schedule import ScheduleOptimum as ScheduleOptimum
 from .optimise.schedule import optimise_schedule as optimise_schedule
 from .optimise.export.schedule import export_schedule as export_schedule
 
+# downstream targets: benchmark accuracy from scale or from a validation loss
+from .laws.downstream import AccuracyLaw as AccuracyLaw
+from .laws.downstream import TaskLossLaw as TaskLossLaw
+from .models.downstream import LadderData as LadderData
+from .inference.downstream import DownstreamCalibration as DownstreamCalibration
+from .inference.downstream import calibrate_downstream as calibrate_downstream
+from .inference.downstream import fit_downstream as fit_downstream
+from .inference.downstream import fit_downstream_link as fit_downstream_link
+from .inference.downstream import predict_downstream as predict_downstream
+from .optimise.downstream import DownstreamTarget as DownstreamTarget
+
 # choosing the mixture
 from .optimise import LossConstraint as LossConstraint
 from .optimise import OptimisationResult as OptimisationResult

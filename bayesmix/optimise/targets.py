@@ -1,4 +1,8 @@
-"""What the optimiser minimises: one domain, a weighted sum of domains, or a user function of them."""
+"""What the optimiser minimises: one domain, a weighted sum of domains, or a user function of them.
+
+Or a benchmark's error rate through a loss -> accuracy link
+(:class:`~bayesmix.optimise.downstream.DownstreamTarget`).
+"""
 
 from __future__ import annotations
 
@@ -26,11 +30,15 @@ class Target:
         Linear weights over the domains, or ``None`` for a user function.
     function
         Vectorised ``f(losses (..., domain)) -> (...)``, or ``None`` for a linear target.
+    gradient_function
+        Its derivative ``(..., domain) -> (..., domain)`` when known in closed form (otherwise
+        finite differences of ``function``).
     """
 
     name: str
     weights: np.ndarray | None = None
     function: Callable[[np.ndarray], np.ndarray] | None = None
+    gradient_function: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __call__(self, per_domain: np.ndarray) -> np.ndarray:
         """Target values, shape ``per_domain.shape[:-1]``."""
@@ -42,6 +50,8 @@ class Target:
         """Derivative with respect to the per-domain losses, same shape as ``per_domain``."""
         if self.weights is not None:
             return np.broadcast_to(self.weights, per_domain.shape)
+        if self.gradient_function is not None:
+            return np.asarray(self.gradient_function(per_domain), dtype=float)
         n = per_domain.shape[-1]
         points = per_domain[..., None, :] + FUNCTION_STEP * np.vstack([np.zeros(n), np.eye(n)])
         values = self(points)  # (..., n + 1)
@@ -60,7 +70,9 @@ def resolve_target(
         A fitted domain name (for an :class:`~bayesmix.laws.ImplicitMixingLaw` fit, the modelled
         total column, e.g. ``"total"``); ``"mean"`` for the equal-weight mean of all domains; a
         mapping ``domain -> share`` or a sequence of shares (explicit composition, normalised);
-        or a vectorised function of the per-domain losses ``(..., domain) -> (...)``.
+        or a vectorised function of the per-domain losses ``(..., domain) -> (...)``; or an
+        object with a ``resolve_domains(domains) -> Target`` method, such as
+        :class:`~bayesmix.optimise.downstream.DownstreamTarget`.
     domains
         The fit's validation domains, in order.
 
@@ -70,6 +82,9 @@ def resolve_target(
         Unknown domain names, bad shares, or a function whose output has the wrong shape.
     """
     domains = list(domains)
+    resolve = getattr(target, "resolve_domains", None)
+    if resolve is not None and callable(resolve):
+        return resolve(domains)
     if isinstance(target, str):
         if target in domains:
             return Target(target, weights=np.eye(len(domains))[domains.index(target)])
@@ -87,3 +102,4 @@ def resolve_target(
         return Target(getattr(target, "__name__", "function"), function=target)
     weights = ExplicitAggregation(target, domains).weights
     return Target("weighted", weights=weights)
+

@@ -199,17 +199,15 @@ def evaluate(args, runs, load0: float) -> None:
     # train both (two seeds each) and measure
     steps = args.steps
     switch = round(best.phases[1][0] * steps)
-    check = []
-    for seed in (0, 1):
-        check.append(
-            RunSpec.make(None, "cpu-xs", steps, seed=seed, id=f"check-schedule-s{seed}",
-                         phases=[{"start": 0, "mixture": best.phases[0][1]}, {"start": switch, "mixture": best.phases[1][1]}])
-        )
-        check.append(RunSpec.make(best.single_mixture, "cpu-xs", steps, seed=seed, id=f"check-single-s{seed}"))
-    train(args.out, check, args.workers)
+    check: dict[str, list] = {"schedule": [], "single": []}
+    phases = [{"start": 0, "mixture": best.phases[0][1]}, {"start": switch, "mixture": best.phases[1][1]}]
+    for seed in (0, 1):  # ids carry a hash of the schedule: another recommendation is another run
+        check["schedule"].append(RunSpec.make(None, "cpu-xs", steps, seed=seed, phases=phases))
+        check["single"].append(RunSpec.make(best.single_mixture, "cpu-xs", steps, seed=seed))
+    train(args.out, check["schedule"] + check["single"], args.workers)
     final = bm.PhaseTable.from_ledger(study.ledger, domains=list(DOMAINS)).runs.losses
-    measured = {kind: float(np.mean([final.loc[f"check-{kind}-s{s}"].mean() for s in (0, 1)])) for kind in ("schedule", "single")}
-    seed_gap = {kind: float(abs(final.loc[f"check-{kind}-s0"].mean() - final.loc[f"check-{kind}-s1"].mean())) for kind in ("schedule", "single")}
+    measured = {kind: float(np.mean([final.loc[r.id].mean() for r in runs_])) for kind, runs_ in check.items()}
+    seed_gap = {kind: float(abs(final.loc[runs_[0].id].mean() - final.loc[runs_[1].id].mean())) for kind, runs_ in check.items()}
     winner = "schedule" if measured["schedule"] < measured["single"] else "single"
     print(
         f"trained (2 seeds each): schedule {measured['schedule']:.4f} (seed gap {seed_gap['schedule']:.4f}), "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from bayesmix.cli.main import app
@@ -63,6 +64,7 @@ def test_demo_writes_fit_and_predictions(tmp_path):
     assert len(pd.read_csv(tmp_path / "predictions.csv")) == 25
 
 
+@pytest.mark.slow
 def test_sampler_health_travels_with_predictions_and_strict_fails(tmp_path):
     import bayesmix as bm
 

@@ -121,6 +121,7 @@ def test_laplace_reports_a_flat_direction_as_a_problem():
     assert result.posterior["a"].shape == (2, 50)
 
 
+@pytest.mark.slow
 def test_exponent_chosen_by_cross_validated_bayesian_refits(law):
     from bayesmix.inference.select import select_exponent
 

@@ -136,6 +136,7 @@ def test_bad_fit_arguments(study3):
         bm.fit(runs.to_wide())
 
 
+@pytest.mark.slow
 def test_implicit_aggregation_fits_a_total_loss():
     """Only the total of 3 domains is observed; a K=3 implicit law predicts it for new mixtures."""
     law = random_law(3, seed=4, noise_sd=0.005)

@@ -97,6 +97,7 @@ def test_notebooks_are_stored_without_outputs():
             assert "ExecuteTime" not in cell.metadata and "execution" not in cell.metadata, path.name
 
 
+@pytest.mark.slow
 def test_regmix_intervals(regmix_dir, tmp_path):
     out, figures = execute(
         "01_regmix_intervals.ipynb", tmp_path, {"BAYESMIX_SHARED_DATA": str(regmix_dir.parent)}
@@ -110,6 +111,7 @@ def test_regmix_intervals(regmix_dir, tmp_path):
     assert out["p_beats_reference"] > 0.9
 
 
+@pytest.mark.slow
 def test_nested_prediction(tmp_path):
     out, figures = execute("02_nested_prediction.ipynb", tmp_path)
     assert figures == 2

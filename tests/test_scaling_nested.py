@@ -132,6 +132,7 @@ def test_interval_coverage_on_simulated_ground_truth():
     assert 0.85 <= coverage <= 0.95, coverage
 
 
+@pytest.mark.slow
 def test_a_table_of_final_losses_is_fitted_with_the_minimums_it_was_accepted_with(tmp_path):
     """One loss per run (runs varying in N and D): a Chinchilla-style L(N, D), not a refusal."""
     import warnings

@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from bayesmix.data.curves import CurveTable
 from bayesmix.data.simulate_curves import random_nested_truth, simulate_curves
@@ -30,6 +31,7 @@ def test_recovers_noise_free_shared_power_law():
     np.testing.assert_allclose(fit.predict(1e11), c + np.exp(alpha * (log_x0 - np.log(1e11))), rtol=2e-3)
 
 
+@pytest.mark.slow
 def test_nested_point_prediction_is_close_on_clean_data():
     # the truth in the protocol's exact form (one size exponent for every curve, one step exponent per
     # run's domains): on clean data the error is then only the optimiser's, not a model-form bias

@@ -72,3 +72,28 @@ def test_other_version_or_spec_is_refused(fit3, tmp_path):
 def test_not_a_fit_cannot_be_saved(tmp_path):
     with pytest.raises(bm.InputError, match="not a bayesmix fit"):
         bm.save(object(), tmp_path / "x.nc")
+
+
+def test_a_save_that_cannot_fit_is_refused_before_writing_and_exits_cleanly(fit3, tmp_path):
+    """Under a file-size limit the save is refused with the documented error and a normal exit."""
+    import subprocess
+    import sys
+
+    child = (
+        "import resource, signal, sys, warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "import bayesmix as bm\n"
+        "idata = bm.load(sys.argv[1])\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    bm.save(idata, sys.argv[2])\n"
+        "except bm.BayesmixError as err:\n"
+        "    print('refused:', err, file=sys.stderr)\n"
+        "    sys.exit(2)\n"
+    )
+    source = bm.save(fit3, tmp_path / "source.nc")
+    out = subprocess.run([sys.executable, "-c", child, str(source), str(tmp_path / "big.nc")], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr[-500:]
+    assert "file-size limit" in out.stderr and "Traceback" not in out.stderr
+    assert not list(tmp_path.glob("big*"))

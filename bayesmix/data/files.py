@@ -28,3 +28,33 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def check_room(path: str | os.PathLike[str], nbytes: int) -> None:
+    """Raise ``OSError`` unless ``nbytes`` can be written to ``path``: free disk space and file-size limit.
+
+    A check before writing, for writers that cannot fail cleanly half-way (netCDF/HDF5). It
+    cannot see space taken by other processes meanwhile, so writers still handle ``OSError``.
+
+    Raises
+    ------
+    OSError
+        ``ENOSPC`` when the file system has fewer than ``nbytes`` free, ``EFBIG`` when the
+        process's file-size limit (``ulimit -f``) is below ``nbytes``.
+    """
+    import errno
+    import shutil
+
+    folder = Path(path).parent
+    free = shutil.disk_usage(folder if folder.exists() else Path.cwd()).free
+    if free < nbytes:
+        raise OSError(errno.ENOSPC, f"needs about {nbytes / 1e6:.3g} MB, {free / 1e6:.3g} MB free")
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):  # no resource module (Windows)
+        return
+    if limit != resource.RLIM_INFINITY and limit < nbytes:
+        raise OSError(errno.EFBIG, f"needs about {nbytes / 1e6:.3g} MB, the file-size limit is {limit / 1e6:.3g} MB")
+

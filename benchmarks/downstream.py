@@ -7,26 +7,34 @@ and task loss (BPB).
 
 Protocol, chosen on the ladder alone (the 7B/13B answers are read only to score):
 
-1. Method check (a backtest one size up, twice): fit on the 1/2/5/10xC runs of 190M-760M,
-   calibrate the form's error (:func:`bayesmix.calibrate_downstream`) on the 1B runs, and
-   predict the 3B runs' final accuracies (4 runs x 8 tasks). This is where the method was chosen:
-   the link's size effect (larger runs sit above the link smaller runs trace) and the calibration
-   were kept because they fixed the 3B backtest's bias and coverage, not because of 7B/13B.
-2. The answer: fit on the paper's fit set (1/2/5/10xC of 190M-1B), calibrate on the 3B runs,
-   predict the 7B-4T (``peteish7-anneal``) and 13B-5T (mean of the last 5 checkpoints of
-   ``peteish13``) accuracies; the seed reruns inform the noise priors only.
+1. Three nested fits on the 1/2/5/10xC runs: 190M-370M, 190M-760M and 190M-1B (the paper's fit
+   set); the seed reruns inform the noise priors only.
+2. Ladder validation, leave the largest out: the form's error is calibrated only from backtests
+   inside the fitted set and the sizes beyond it are predicted. v1: fit 190M-760M, calibrated by
+   the 370M fit's backtest on 760M, predicts 1B and 3B; v2: fit 190M-1B, calibrated by the 370M
+   fit's backtests on 760M and 1B and the 760M fit's on 1B, predicts 3B. Each with the
+   multi-distance posterior calibration (chosen) and the single-backtest moment calibration
+   (baseline). The previous method check (fit 190M-760M, moment calibration on 1B, predict 3B)
+   is printed too. ``--ladder-only`` stops here.
+3. The answer: the 190M-1B fit, calibrated (:func:`bayesmix.calibrate_downstream`,
+   ``method="posterior"``) on every backtest the ladder offers (370M fit -> 760M, 1B, 3B; 760M
+   fit -> 1B, 3B; 1B fit -> 3B: 0.5-3.0 e-folds), predicts the 7B-4T (``peteish7-anneal``) and
+   13B-5T (mean of the last 5 checkpoints of ``peteish13``) accuracies, beside the same fit with
+   the single-backtest moment calibration on 3B (the baseline).
 
 Compared with the paper's two-step point fit run here with the same data (step 1: Huber loss
 on log residuals, delta 1e-3, L-BFGS-B from the repository's start; step 2: ``curve_fit`` of the
 sigmoid on the checkpoints after the first 10%, moving average of 5, helper point ``(0, 1)``),
 and with the paper's published 13B chained errors (``paper_prediction_errors.csv``) as an anchor.
 
-Printed: per task and target the actual accuracy, the Bayesian median and 90% interval
-(posterior predictive, calibrated), the point fit's prediction and the paper's published one;
-the last line is one JSON object: ``task_coverage90``, ``task_mae_points`` (Bayesian median),
-``pointfit_mae_points``, the method check's figures and timings.
+Printed: the ladder validation table; per task and target the actual accuracy, the Bayesian
+median and 90% interval (posterior predictive, calibrated), the baseline's interval, the point
+fit's prediction and the paper's published one; the last line is one JSON object:
+``task_coverage90``, ``task_mae_points`` (Bayesian median), ``pointfit_mae_points``,
+``baseline_coverage90``, the calibration's scales, the ladder validation (``ladder_*``), the
+previous method check (``dev_3b_*``) and timings.
 
-Usage: ``python benchmarks/downstream.py [--quick]``.
+Usage: ``python benchmarks/downstream.py [--quick] [--ladder-only]``.
 """
 
 from __future__ import annotations
@@ -249,10 +257,21 @@ def held_out(data: LadderData, runs: list[str]) -> dict[str, tuple[float, float,
     }
 
 
+def validation_rows(fit, data: LadderData, runs: list[str], calibration, points: dict, seed: int, label: str) -> list[dict]:
+    """Score a ladder fit on held-out ladder runs, each row tagged with the validation's label."""
+    rows = score(fit, data, held_out(data, runs), calibration, points, seed)
+    for row in rows:
+        row["validation"] = label
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 chains x 300 draws (about 2-3 minutes on 2 cores)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ladder-only", action="store_true", help="stop after the ladder validation (never reads the 7B/13B answers)"
+    )
     args = parser.parse_args()
     if not DATA.exists():
         print(f"{DATA} is absent: this benchmark needs the OLMo ladder tables next to the checkout")
@@ -264,34 +283,113 @@ def main() -> None:
         pd.read_csv(DATA / "ladder_checkpoints.csv"), pd.read_csv(DATA / "ladder_tasks_long.csv")
     )
     options = {"draws": draws, "tune": tune, "chains": chains, "seed": args.seed, "target_accept": 0.95}
+    small, mid, paper = ["190M", "370M"], ["190M", "370M", "760M"], ["190M", "370M", "760M", "1B"]
+    runs_760, runs_1b, runs_3b = ladder_runs(["760M"]), ladder_runs(["1B"]), ladder_runs(["3B"])
+    seed = args.seed
 
-    # 1. method check on the ladder: 190M-760M -> calibrate on 1B -> predict 3B
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SamplerHealthWarning)
+        # the three nested ladder fits: every backtest and every prediction below reads one of them
         t0 = time.perf_counter()
-        dev_fit = fit_downstream(data, ladder_runs(["190M", "370M", "760M"]), **options)
+        small_fit = fit_downstream(data, ladder_runs(small), **options)
+        small_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        dev_fit = fit_downstream(data, ladder_runs(mid), **options)
         dev_seconds = time.perf_counter() - t0
-        dev_cal = calibrate_downstream(dev_fit, data, ladder_runs(["1B"]), seed=args.seed)
-        dev_points = point_fit(data.select(ladder_runs(["190M", "370M", "760M"])))
-        dev_rows = score(dev_fit, data, held_out(data, ladder_runs(["3B"])), dev_cal, dev_points, args.seed)
-        dev = figures(dev_rows)
-
-        # 2. the answer: the paper's fit set -> calibrate on 3B -> predict 7B-4T and 13B-5T
-        fit_runs = ladder_runs(["190M", "370M", "760M", "1B"])
+        fit_runs = ladder_runs(paper)
         t0 = time.perf_counter()
         fit = fit_downstream(data, fit_runs, **options)
         fit_seconds = time.perf_counter() - t0
-        cal = calibrate_downstream(fit, data, ladder_runs(["3B"]), seed=args.seed)
+        dev_points = point_fit(data.select(ladder_runs(mid)))
         points = point_fit(data.select(fit_runs))
+
+        # 1. the previous method check: fit 190M-760M, one backtest on 1B (moment), predict 3B
+        dev_cal = calibrate_downstream(dev_fit, data, runs_1b, seed=seed)
+        dev = figures(score(dev_fit, data, held_out(data, runs_3b), dev_cal, dev_points, seed))
+
+        # 2. ladder validation, leave the largest out: calibrations built only from runs inside
+        #    the fitted set, predictions of the sizes beyond it
+        v1 = {
+            "posterior": calibrate_downstream(small_fit, data, runs_760, method="posterior", seed=seed),
+            "moment": calibrate_downstream(small_fit, data, runs_760, seed=seed),
+        }
+        v2 = {
+            "posterior": calibrate_downstream(
+                small_fit, data, runs_760 + runs_1b, backtests=[(dev_fit, runs_1b)], method="posterior", seed=seed
+            ),
+            "moment": calibrate_downstream(dev_fit, data, runs_1b, seed=seed),
+        }
+        validation = {}
+        for name in ("posterior", "moment"):
+            rows_v1 = validation_rows(dev_fit, data, runs_1b + runs_3b, v1[name], dev_points, seed, "v1")
+            rows_v2 = validation_rows(fit, data, runs_3b, v2[name], points, seed, "v2")
+            validation[name] = {
+                "v1": figures(rows_v1), "v1_3b": figures([r for r in rows_v1 if r["target"].startswith("3B")]),
+                "v2": figures(rows_v2), "pooled": figures(rows_v1 + rows_v2),
+            }
+        # 3. the calibration used for the answer: every backtest the ladder offers, 1-3 e-folds out
+        cal = calibrate_downstream(
+            fit, data, runs_3b, backtests=[(small_fit, runs_760 + runs_1b + runs_3b), (dev_fit, runs_1b + runs_3b)],
+            method="posterior", seed=seed,
+        )
+        baseline_cal = calibrate_downstream(fit, data, runs_3b, seed=seed)
+
+    print(f"OLMo ladder -> 7B-4T / 13B-5T task accuracy (points), {machine()}, load {os.getloadavg()[0]:.1f}")
+    print(f"draws {chains} x {draws} (tune {tune}); fits on the 1/2/5/10xC runs of 190M-370M, 190M-760M, 190M-1B")
+    print(f"previous method check (fit 190M-760M, moment calibration on 1B, 3B held out): coverage "
+          f"{dev['coverage90']:.2f} (uncalibrated {dev['raw_coverage90']:.2f}), MAE {dev['mae_points']:.2f} "
+          f"vs point fit {dev['pointfit_mae_points']:.2f}")
+    vtable = []
+    for name, label in (("posterior", "multi-distance posterior"), ("moment", "single backtest, moment")):
+        for key, what in (("v1", "fit <=760M, cal 370M->760M; predict 1B+3B"),
+                          ("v1_3b", "  of which 3B (1.4-2.0 e-folds)"),
+                          ("v2", "fit <=1B, cal within <=1B; predict 3B"), ("pooled", "pooled v1 + v2")):
+            f = validation[name][key]
+            vtable.append({"calibration": label, "validation": what, "coverage90": f["coverage90"],
+                           "uncalibrated": f["raw_coverage90"], "mae": f["mae_points"], "width": f["width_points"],
+                           "bias": f["bias_points"], "pointfit_mae": f["pointfit_mae_points"]})
+    print_table(vtable, list(vtable[0]), "Ladder validation (leave the largest out; points; chosen on these only)")
+    for label, c in (("v1 posterior", v1["posterior"]), ("v2 posterior", v2["posterior"]),
+                     ("answer posterior", cal), ("answer moment (3B only)", baseline_cal)):
+        d = c.to_dict()
+        extra = (f" [90%: {d['kappa_task_loss_q05']:.4f}, {d['kappa_task_loss_q95']:.4f}], rho {d['rho_task_loss']:.2f}"
+                 if "rho_task_loss" in d else "")
+        extra_acc = (f" [90%: {d['kappa_accuracy_q05']:.4f}, {d['kappa_accuracy_q95']:.4f}], rho {d['rho_accuracy']:.2f}"
+                     if "rho_accuracy" in d else "")
+        print(f"calibration {label}: kappa_task_loss {c.kappa_task_loss:.4f}{extra}; kappa_accuracy "
+              f"{c.kappa_accuracy:.4f}{extra_acc} / e-fold")
+    chosen_ok = 0.85 <= validation["posterior"]["pooled"]["coverage90"] <= 0.95
+    print("ladder validation of the chosen calibration (pooled coverage 0.85-0.95): " + ("met" if chosen_ok else "MISSED"))
+    ladder_json = {
+        "ladder_coverage90": validation["posterior"]["pooled"]["coverage90"],
+        "ladder_v1_coverage90": validation["posterior"]["v1"]["coverage90"],
+        "ladder_v1_3b_coverage90": validation["posterior"]["v1_3b"]["coverage90"],
+        "ladder_v2_coverage90": validation["posterior"]["v2"]["coverage90"],
+        "ladder_mae_points": validation["posterior"]["pooled"]["mae_points"],
+        "ladder_width_points": validation["posterior"]["pooled"]["width_points"],
+        "ladder_pointfit_mae_points": validation["posterior"]["pooled"]["pointfit_mae_points"],
+        "ladder_baseline_coverage90": validation["moment"]["pooled"]["coverage90"],
+        "ladder_baseline_v1_coverage90": validation["moment"]["v1"]["coverage90"],
+        "ladder_baseline_v2_coverage90": validation["moment"]["v2"]["coverage90"],
+        "ladder_baseline_width_points": validation["moment"]["pooled"]["width_points"],
+        "ladder_uncalibrated_coverage90": validation["posterior"]["pooled"]["raw_coverage90"],
+        "ladder_validation_ok": bool(chosen_ok),
+    }
+    if args.ladder_only:
+        print_json({**ladder_json, "seconds": time.perf_counter() - started, "quick": bool(args.quick)})
+        return
+
     targets = {}
     for label, (run, n_last) in TARGETS.items():
         final = data.select([run]).final(n_last)
         targets[label] = (float(final.checkpoint_sizes()[0]), float(final.checkpoints["tokens"].iloc[0]), final.accuracy.iloc[0])
-    rows = score(fit, data, targets, cal, points, args.seed)
+    rows = score(fit, data, targets, cal, points, seed)
     result = figures(rows)
+    baseline_rows = score(fit, data, targets, baseline_cal, points, seed)
+    baseline = figures(baseline_rows)
 
-    paper = pd.read_csv(DATA / "paper_prediction_errors.csv")
-    chained = paper[paper["analysis"] == "chained_ND"].set_index("task")
+    paper_table = pd.read_csv(DATA / "paper_prediction_errors.csv")
+    chained = paper_table[paper_table["analysis"] == "chained_ND"].set_index("task")
     for row in rows:
         row["paper_pred"] = float(chained.loc[PAPER_NAMES[row["task"]], "pred"]) if row["target"] == "13B-5T" else None
         row["paper_actual"] = float(chained.loc[PAPER_NAMES[row["task"]], "actual"]) if row["target"] == "13B-5T" else None
@@ -306,30 +404,27 @@ def main() -> None:
             "bayes_median": 100 * r["median"],
             "90% interval": f"[{100 * r['lower']:.1f}, {100 * r['upper']:.1f}]",
             "in": "yes" if r["covered"] else "NO",
+            "baseline_interval": f"[{100 * b['lower']:.1f}, {100 * b['upper']:.1f}]",
+            "in_base": "yes" if b["covered"] else "NO",
             "err_bayes": 100 * (r["median"] - r["actual"]),
             "point_fit": 100 * r["point"],
             "err_point": 100 * (r["point"] - r["actual"]),
             "paper_pred": None if r["paper_pred"] is None else 100 * r["paper_pred"],
             "err_paper": None if r["paper_pred"] is None else 100 * (r["paper_pred"] - r["paper_actual"]),
         }
-        for r in rows
+        for r, b in zip(rows, baseline_rows, strict=True)
     ]
-    print(f"OLMo ladder -> 7B-4T / 13B-5T task accuracy (points), {machine()}, load {os.getloadavg()[0]:.1f}")
-    print(f"draws {chains} x {draws} (tune {tune}); fit on {len(fit_runs)} runs of 190M-1B; calibrated on the 3B runs")
-    print(f"calibration: kappa_task_loss {cal.kappa_task_loss:.4f} / e-fold (log BPB), kappa_accuracy "
-          f"{cal.kappa_accuracy:.4f} / e-fold; method check (fit 190M-760M, calibrated on 1B, 3B held out): "
-          f"coverage {dev['coverage90']:.2f} (uncalibrated {dev['raw_coverage90']:.2f}), MAE {dev['mae_points']:.2f} "
-          f"vs point fit {dev['pointfit_mae_points']:.2f}")
-    print_table(table, list(table[0]), "Per task and target (paper_pred: the published 13B chained prediction; "
-                "its actual is the paper's own 13B value)")
+    print_table(table, list(table[0]), "Per task and target: multi-distance posterior calibration (chosen) and the "
+                "single-backtest moment calibration (baseline); paper_pred: the published 13B chained prediction")
     health = downstream_health(fit)
     print(f"\nfit health: {'ok' if health.ok else '; '.join(health.problems)}")
     print(
-        f"coverage90 {result['coverage90']:.3f} (uncalibrated {result['raw_coverage90']:.3f}) on {len(rows)} targets; "
-        f"MAE Bayesian median {result['mae_points']:.2f} points vs point fit {result['pointfit_mae_points']:.2f}; "
-        f"paper's published 13B chained MAE {paper_mae:.2f}"
+        f"coverage90 {result['coverage90']:.3f} (baseline {baseline['coverage90']:.3f}, uncalibrated "
+        f"{result['raw_coverage90']:.3f}) on {len(rows)} targets; mean width {result['width_points']:.1f} points "
+        f"(baseline {baseline['width_points']:.1f}); MAE Bayesian median {result['mae_points']:.2f} points vs point fit "
+        f"{result['pointfit_mae_points']:.2f}; paper's published 13B chained MAE {paper_mae:.2f}"
     )
-    diagnosis = decompose(fit, data, targets, points, args.seed)
+    diagnosis = decompose(fit, data, targets, points, seed)
     print_table(
         diagnosis, list(diagnosis[0]),
         "Diagnosis, read after the fact (chose nothing): step 1 alone (task-loss error, % of the true BPB) and "
@@ -337,6 +432,7 @@ def main() -> None:
     )
     goal = 0.85 <= result["coverage90"] <= 0.95 and result["mae_points"] <= result["pointfit_mae_points"]
     print("goal (coverage 0.85-0.95 and error <= point fit's): " + ("met" if goal else "MISSED"))
+    d = cal.to_dict()
     print_json(
         {
             "task_coverage90": result["coverage90"],
@@ -345,10 +441,15 @@ def main() -> None:
             "uncalibrated_coverage90": result["raw_coverage90"],
             "mean_width_points": result["width_points"],
             "bias_points": result["bias_points"],
+            "baseline_coverage90": baseline["coverage90"],
+            "baseline_width_points": baseline["width_points"],
             "paper_13b_chained_mae_points": paper_mae,
             "n_targets": len(rows),
-            "kappa_task_loss": cal.kappa_task_loss,
-            "kappa_accuracy": cal.kappa_accuracy,
+            "calibration_method": cal.method,
+            **{k: v for k, v in d.items()},
+            "baseline_kappa_task_loss": baseline_cal.kappa_task_loss,
+            "baseline_kappa_accuracy": baseline_cal.kappa_accuracy,
+            **ladder_json,
             "dev_3b_coverage90": dev["coverage90"],
             "dev_3b_uncalibrated_coverage90": dev["raw_coverage90"],
             "dev_3b_mae_points": dev["mae_points"],
@@ -356,6 +457,7 @@ def main() -> None:
             "fit_health_ok": health.ok,
             "fit_seconds": fit_seconds,
             "dev_fit_seconds": dev_seconds,
+            "small_fit_seconds": small_seconds,
             "seconds": time.perf_counter() - started,
             "quick": bool(args.quick),
             "goal_met": bool(goal),

@@ -238,6 +238,66 @@ def test_calibration_measures_and_adds_the_form_error(ladder, chained):
     assert err.value.field == "runs"
 
 
+def test_posterior_calibration_recovers_a_known_error_growth():
+    """Backtests whose residuals grow as ``kappa e z`` (z partly shared by tasks): kappa and rho come back."""
+    from bayesmix.inference.downstream import _kappa_posterior
+
+    rng = np.random.default_rng(5)
+    kappa, rho, n_tasks = 0.02, 0.5, 4
+    groups = []
+    for _ in range(30):
+        efolds = np.array([0.7, 1.5, 2.5])
+        z = np.sqrt(rho) * rng.standard_normal() + np.sqrt(1 - rho) * rng.standard_normal(n_tasks)
+        fit_sd = 0.005 * (1 + np.arange(n_tasks) / n_tasks)
+        noise = fit_sd[None, :] * rng.standard_normal((len(efolds), n_tasks))
+        residual = (kappa * efolds[:, None] * z[None, :] + noise).reshape(-1)
+        cov = np.diag(np.tile(fit_sd**2, len(efolds)))
+        groups.append((residual, cov, np.repeat(efolds, n_tasks), np.tile(np.arange(n_tasks), len(efolds))))
+    kappas, rhos = _kappa_posterior(groups, np.random.default_rng(0), n_draws=2000)
+    low, high = np.quantile(kappas, [0.05, 0.95])
+    assert low < kappa < high and abs(np.median(kappas) / kappa - 1) < 0.3, (low, np.median(kappas), high)
+    assert np.quantile(rhos, 0.05) < rho < np.quantile(rhos, 0.95)
+    # no growth in the residuals: kappa's posterior sits near zero
+    flat = [(0.005 * rng.standard_normal(len(g[0])), g[1], g[2], g[3]) for g in groups]
+    assert np.quantile(_kappa_posterior(flat, np.random.default_rng(0), n_draws=2000)[0], 0.95) < 0.005
+
+
+def test_multi_distance_calibration_widens_with_distance_and_repeats(chained):
+    near = simulate_ladder(11, sizes=(1e9,), multiples=(2, 10), prefix="big-")
+    far = simulate_ladder(12, sizes=(2e9,), multiples=(2, 10), prefix="far-")
+    both = LadderData.from_frames(
+        pd.concat([near.checkpoints, far.checkpoints], ignore_index=True)[["run", "tokens", "loss_web"]],
+        pd.concat([near.task_loss, far.task_loss], ignore_index=True),
+        pd.concat([near.accuracy, far.accuracy], ignore_index=True),
+        pd.concat([near.runs["model_size"], far.runs["model_size"]]),
+    )
+    calibration = bm.calibrate_downstream(
+        chained, both, near.run_names, backtests=[(chained, far.run_names)], method="posterior", seed=3
+    )
+    assert calibration.method == "posterior" and len(calibration.draws) > 0
+    assert set(calibration.residuals["backtest"]) == {0, 1}
+    assert (calibration.draws[["rho_task_loss", "rho_accuracy"]].to_numpy() <= 1).all()
+    # the simulated law is the fitted form: a small error per e-fold
+    assert calibration.kappa_task_loss < 0.03 and calibration.kappa_accuracy < 0.03
+    again = bm.calibrate_downstream(
+        chained, both, near.run_names, backtests=[(chained, far.run_names)], method="posterior", seed=3
+    )
+    pd.testing.assert_frame_equal(calibration.draws, again.draws)
+    target = {"model_size": [2e9, 8e9], "tokens": [4e10, 4e11]}
+    plain = bm.predict_downstream(chained, **target, seed=2)
+    wide = bm.predict_downstream(chained, **target, seed=2, calibration=calibration)
+    assert np.array_equal(wide.to_numpy(), bm.predict_downstream(chained, **target, seed=2, calibration=again).to_numpy())
+    p_low, p_high = interval_of(plain, 0.9)
+    w_low, w_high = interval_of(wide, 0.9)
+    assert np.all(w_high - w_low >= p_high - p_low)
+    added = (w_high - w_low) - (p_high - p_low)
+    assert np.all(added[1] > added[0])  # the farther target gains more width
+    for field, kwargs in (("method", {"method": "best"}), ("backtests", {"backtests": [chained]})):
+        with pytest.raises(InputError) as err:
+            bm.calibrate_downstream(chained, both, near.run_names, **kwargs)
+        assert err.value.field == field
+
+
 def test_average_of_tasks_and_seeds(chained):
     draws = bm.predict_downstream(
         chained, model_size=[1e9], tokens=[1e11], average={"alpha_qa": 1.0, "gamma_qa": 3.0}, seed=5

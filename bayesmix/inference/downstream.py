@@ -9,7 +9,8 @@ accuracy from the task loss. Here both steps are hierarchical over tasks and fit
 
     data = bm.LadderData.from_olmo(pd.read_csv("ladder_checkpoints.csv"), pd.read_csv("ladder_tasks_long.csv"))
     fit = bm.fit_downstream(data, runs=ladder_runs)              # step 1 + step 2, per task
-    cal = bm.calibrate_downstream(fit, data, runs=held_out_runs)  # a backtest one size up
+    cal = bm.calibrate_downstream(fit, data, runs=held_out_runs,  # backtests at several distances
+                                  backtests=[(small_fit, larger_runs)], method="posterior")
     acc = bm.predict_downstream(fit, model_size=7e9, tokens=4e12, calibration=cal)
     bm.interval(acc)                                              # per task, 90% by default
 
@@ -25,15 +26,19 @@ evaluation noise of one checkpoint as well (the posterior predictive of an obser
 
 The form's error beyond the ladder: the posterior is conditional on the two laws' forms, which
 the ladder cannot test far beyond its sizes. :func:`calibrate_downstream` measures the error the
-posterior does not explain on held-out larger runs (the repository's convention, as in
-:func:`~bayesmix.inference.nested_calibration.calibrate_extrapolation`): per e-fold of
-extrapolation ``e = sqrt(max(0, ln N/N_max)^2 + max(0, ln D/D_max)^2)`` beyond the fitted runs,
+posterior does not explain on held-out larger runs, per e-fold of extrapolation
+``e = sqrt(max(0, ln N/N_max)^2 + max(0, ln D/D_max)^2)`` beyond the fitted runs, separately for
+the log task loss and for the accuracy at the true task loss. ``method="moment"`` (the
+repository's convention, as in
+:func:`~bayesmix.inference.nested_calibration.calibrate_extrapolation`) gives a point value
 ``kappa^2 = max(0, sum(r^2 - s^2) / sum(e^2))`` with ``r`` the held-out residual and ``s^2`` its
-predictive variance, separately for the log task loss and for the accuracy at the true task loss.
-With ``calibration=`` a prediction adds ``kappa e z`` (``z ~ Normal(0, 1)``, independent per task
-and draw) to both steps. Assumptions, stated because they matter: the error grows linearly in
-``e`` and is estimated from a short extrapolation; tasks' errors are independent (a weighted
-average of tasks gets a narrower interval than if they were shared).
+predictive variance, and errors independent per task and draw. ``method="posterior"`` pools
+backtests at several distances (fits on the smallest sizes predicting every larger size,
+``backtests=``) and keeps posterior draws of ``kappa`` and of ``rho``, the share of the error common
+to all tasks. With ``calibration=`` a prediction adds ``kappa e z`` (``z ~ Normal(0, 1)``) to both
+steps. Assumptions, stated because they matter: the error grows linearly in ``e`` and is
+estimated from extrapolations of 1-3 e-folds at most; it has mean zero, so a bias shared by the
+targets widens the intervals but does not move them.
 """
 
 from __future__ import annotations
@@ -372,22 +377,39 @@ class DownstreamCalibration:
     Attributes
     ----------
     kappa_task_loss
-        Sd of the unexplained error of the log task loss per e-fold (0 for a link fit).
+        Sd of the unexplained error of the log task loss per e-fold (0 for a link fit). With
+        ``draws``: the root mean square of its posterior draws.
     kappa_accuracy
         Sd of the unexplained error of the accuracy (at the true task loss, or at the true
-        validation loss for a link) per e-fold, in accuracy units.
+        validation loss for a link) per e-fold, in accuracy units. With ``draws``: as above.
     residuals
-        One row per held-out (run, task): observed and predicted values, residuals, predictive
-        variances and the e-folds.
+        One row per held-out (backtest, run, task): observed and predicted values, residuals,
+        predictive variances and the e-folds.
+    draws
+        ``method="posterior"`` only: posterior draws of ``kappa_task_loss``, ``rho_task_loss``,
+        ``kappa_accuracy`` and ``rho_accuracy`` (``rho``: the share of the error's variance
+        common to all tasks). Empty for ``method="moment"``: the kappas are then point values and
+        the errors independent over tasks.
+    method
+        ``"moment"`` or ``"posterior"``.
     """
 
     kappa_task_loss: float
     kappa_accuracy: float
     residuals: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+    draws: pd.DataFrame = field(repr=False, default_factory=pd.DataFrame)
+    method: str = "moment"
 
     def to_dict(self) -> dict[str, float]:
-        """The two scales, JSON-ready."""
-        return {"kappa_task_loss": float(self.kappa_task_loss), "kappa_accuracy": float(self.kappa_accuracy)}
+        """The two scales (and, with draws, their 90% intervals and the mean shares), JSON-ready."""
+        out = {"kappa_task_loss": float(self.kappa_task_loss), "kappa_accuracy": float(self.kappa_accuracy)}
+        if len(self.draws):
+            for step in ("task_loss", "accuracy"):
+                kappa = self.draws[f"kappa_{step}"].to_numpy()
+                out[f"kappa_{step}_q05"] = float(np.quantile(kappa, 0.05))
+                out[f"kappa_{step}_q95"] = float(np.quantile(kappa, 0.95))
+                out[f"rho_{step}"] = float(self.draws[f"rho_{step}"].mean())
+        return out
 
 
 def extrapolation_efolds(info: Mapping[str, Any], model_size: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -419,6 +441,33 @@ def _calibration_scales(calibration: Any) -> tuple[float, float]:
     raise InputError("calibration", f"got {type(calibration).__name__}", "pass calibrate_downstream's result, or None")
 
 
+def _form_error(
+    calibration: DownstreamCalibration | None, step: str, efolds: np.ndarray, shape: tuple[int, ...],
+    rng: np.random.Generator,
+) -> np.ndarray | None:
+    """The form's error beyond the ladder, ``kappa e z``, to add to draws ``(sample, target, task)``.
+
+    A point calibration draws ``z`` independently per sample, target and task. A posterior one
+    draws ``(kappa, rho)`` per sample from its posterior and ``z_t = sqrt(rho) g + sqrt(1 - rho)
+    u_t`` per sample and task, shared by the targets (the error is a direction the fitted form
+    takes, growing with the e-folds). ``None`` when there is nothing to add.
+    """
+    kappa_loss, kappa_acc = _calibration_scales(calibration)
+    kappa = kappa_loss if step == "task_loss" else kappa_acc
+    if calibration is None or kappa <= 0:
+        return None
+    e = np.asarray(efolds, dtype=float)[None, :, None]
+    if not len(calibration.draws):
+        return kappa * e * rng.standard_normal(shape)
+    pick = rng.integers(0, len(calibration.draws), size=shape[0])
+    kappas = calibration.draws[f"kappa_{step}"].to_numpy(dtype=float)[pick]
+    rhos = calibration.draws[f"rho_{step}"].to_numpy(dtype=float)[pick]
+    common = rng.standard_normal((shape[0], 1))
+    own = rng.standard_normal((shape[0], shape[2]))
+    z = np.sqrt(rhos)[:, None] * common + np.sqrt(1.0 - rhos)[:, None] * own
+    return kappas[:, None, None] * e * z[:, None, :]
+
+
 def link_parameters(idata: _arviz.InferenceData, max_draws: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
     """Step-2 draws by name, each ``(sample, task)``.
 
@@ -433,8 +482,8 @@ def link_parameters(idata: _arviz.InferenceData, max_draws: int | None = None, s
 
 
 def _accuracy_draws(
-    params: Mapping[str, np.ndarray], loss: np.ndarray, size_offset: np.ndarray, kind: str, kappa: float,
-    efolds: np.ndarray, rng: np.random.Generator,
+    params: Mapping[str, np.ndarray], loss: np.ndarray, size_offset: np.ndarray, kind: str,
+    calibration: DownstreamCalibration | None, efolds: np.ndarray, rng: np.random.Generator,
 ) -> np.ndarray:
     """Accuracy ``(sample, target, task)`` at losses ``(sample | 1, target, task | 1)``.
 
@@ -443,8 +492,9 @@ def _accuracy_draws(
     acc = np.asarray(AccuracyLaw.evaluate(params, loss, xp=np))
     acc = acc + params["size_effect"][:, None, :] * np.asarray(size_offset, dtype=float)[None, :, None]
     shape = acc.shape
-    if kappa > 0:
-        acc = acc + kappa * efolds[None, :, None] * rng.standard_normal(shape)
+    error = _form_error(calibration, "accuracy", efolds, shape, rng)
+    if error is not None:
+        acc = acc + error
     if kind in ("run", "predictive"):
         acc = acc + params["run_sd"][:, None, :] * rng.standard_normal(shape)
     if kind == "predictive":
@@ -508,7 +558,7 @@ def predict_downstream(
     check_seed(seed)
     if output not in ("accuracy", "task_loss"):
         raise InputError("output", f"got {output!r}", "use 'accuracy' or 'task_loss'")
-    kappa_loss, kappa_acc = _calibration_scales(calibration)
+    _calibration_scales(calibration)
     tasks = list(info["tasks"])
     rng = np.random.default_rng([int(seed), 20241205])
     if info["kind"] == "link":
@@ -523,7 +573,7 @@ def predict_downstream(
         efolds = _efolds_or_zero(info, model_size, tokens, n)
         params = link_parameters(idata, max_draws, seed)
         offset = _size_offset(info, model_size, n)
-        values = _accuracy_draws(params, x[None, :, None], offset, kind, kappa_acc, efolds, rng)
+        values = _accuracy_draws(params, x[None, :, None], offset, kind, calibration, efolds, rng)
     else:
         if loss is not None:
             x = np.asarray(loss, dtype=float)
@@ -537,7 +587,7 @@ def predict_downstream(
             efolds = _efolds_or_zero(info, model_size, tokens, n)
             params = link_parameters(idata, max_draws, seed)
             offset = _size_offset(info, model_size, n)
-            values = _accuracy_draws(params, x[None], offset, kind, kappa_acc, efolds, rng)
+            values = _accuracy_draws(params, x[None], offset, kind, calibration, efolds, rng)
         else:
             sizes = _positive_vector(model_size, "model_size")
             toks = _positive_vector(tokens, "tokens", len(sizes))
@@ -548,8 +598,9 @@ def predict_downstream(
             step1 = {k: np.asarray(v, dtype=float) for k, v in raw.items()}
             mean = np.maximum(np.asarray(TaskLossLaw.evaluate(step1, sizes, toks, xp=np)), MIN_TASK_LOSS)
             log_loss = np.log(mean)
-            if kappa_loss > 0:
-                log_loss = log_loss + kappa_loss * efolds[None, :, None] * rng.standard_normal(log_loss.shape)
+            error = _form_error(calibration, "task_loss", efolds, log_loss.shape, rng)
+            if error is not None:
+                log_loss = log_loss + error
             if kind in ("run", "predictive"):
                 seed_luck = rng.standard_t(STEP1_NU, size=log_loss.shape)
                 log_loss = log_loss + step1["task_loss_sigma"][:, None, :] * seed_luck
@@ -559,7 +610,7 @@ def predict_downstream(
             else:
                 params = link_parameters(idata, max_draws, seed)
                 offset = np.log(sizes) - info["log_size_ref"]
-                values = _accuracy_draws(params, task_loss, offset, kind, kappa_acc, efolds, rng)
+                values = _accuracy_draws(params, task_loss, offset, kind, calibration, efolds, rng)
     labels = [f"target{i}" for i in range(n)] if targets is None else [str(t) for t in targets]
     if len(labels) != n:
         raise InputError("targets", f"has {len(labels)} names for {n} targets", "give one name per target")
@@ -621,53 +672,49 @@ def _task_weights(weights: Any, tasks: Sequence[str]) -> np.ndarray:
 # ---------------------------------------------------------------------- calibration
 
 
-def calibrate_downstream(
-    idata: _arviz.InferenceData,
-    data: LadderData,
-    runs: Sequence[str],
-    *,
-    max_draws: int | None = 2000,
-    seed: int = 0,
-) -> DownstreamCalibration:
-    """Backtest a downstream fit on held-out larger runs and measure the error it does not explain.
+#: how :func:`calibrate_downstream` turns the backtests' residuals into the form's error
+CALIBRATION_METHODS = ("moment", "posterior")
+#: grid of ``rho`` (the share of the error common to all tasks): midpoints of 10 cells of [0, 1)
+RHO_GRID = (np.arange(10) + 0.5) / 10
+#: points of the ``kappa`` grid, from 0 to a bound the data rule out
+KAPPA_GRID_POINTS = 161
+#: posterior draws of ``(kappa, rho)`` a posterior calibration keeps per step
+CALIBRATION_DRAWS = 4000
 
-    Each held-out run's final task loss (mean of its last checkpoints, as in the fit) and
-    accuracy are predicted (``kind="predictive"``): step 1 from its ``N`` and ``D``, step 2 from
-    its *true* task loss (for a link fit: from its validation loss), so the two scales are
-    measured separately. With ``r`` a residual (log task loss; accuracy), ``s^2`` its predictive
-    variance and ``e`` the e-folds of the run beyond the fitted runs,
-    ``kappa^2 = max(0, sum(r^2 - s^2) / sum(e^2))``.
 
-    Parameters
-    ----------
-    idata
-        A fit of :func:`fit_downstream` or :func:`fit_downstream_link`.
-    data
-        A ladder holding the held-out runs (the same tasks as the fit).
-    runs
-        The held-out runs; at least one must lie beyond the fitted runs in ``N`` or ``D``.
-    max_draws, seed
-        Draws used and the seed of the predictive draws.
+@dataclass(frozen=True)
+class _Backtest:
+    """One fit's predictions of held-out runs: residuals and the predictive draws behind them."""
 
-    Returns
-    -------
-    DownstreamCalibration
+    frame: pd.DataFrame
+    efolds: np.ndarray
+    log_loss_draws: np.ndarray | None
+    accuracy_draws: np.ndarray
+    log_loss: np.ndarray
+    accuracy: np.ndarray
 
-    Raises
-    ------
-    InputError
-        Unknown runs, other tasks than the fit's, or no held-out run beyond the fitted runs.
-    """
+
+def _as_runs(runs: Any) -> list[str]:
+    if isinstance(runs, str):
+        return [runs]
+    if not isinstance(runs, Sequence | np.ndarray | pd.Index):
+        raise InputError("runs", f"got {type(runs).__name__}", "give a list of held-out run names")
+    return [str(r) for r in runs]
+
+
+def _backtest(
+    idata: _arviz.InferenceData, data: LadderData, runs: Any, max_draws: int | None, seed: int, label: int
+) -> _Backtest:
+    """Predict ``runs`` from ``idata`` (step 1 from ``N`` and ``D``, step 2 at the true loss)."""
     info = downstream_info(idata)
-    if not isinstance(data, LadderData):
-        raise InputError("data", f"got {type(data).__name__}", "give the LadderData holding the held-out runs")
     if list(data.tasks) != list(info["tasks"]):
         raise InputError("data", f"its tasks {data.tasks} differ from the fit's {info['tasks']}", "build it with the same tasks")
-    fitted = set(info["runs"])
-    runs = [str(r) for r in ([runs] if isinstance(runs, str) else runs)]
-    overlap = [r for r in runs if r in fitted]
+    runs = _as_runs(runs)
+    overlap = [r for r in runs if r in set(info["runs"])]
     if overlap:
         raise InputError("runs", f"{overlap} were fitted", "hold out runs the fit did not see")
+    if not runs:
+        raise InputError("runs", "is empty", "hold out the largest runs (e.g. the largest size)")
     finals = data.select(runs).final(int(info.get("n_last", N_LAST)))
     sizes = finals.checkpoint_sizes()
     tokens = finals.checkpoints["tokens"].to_numpy(dtype=float)
@@ -676,19 +723,15 @@ def calibrate_downstream(
         raise InputError("runs", "none lies beyond the fitted runs in N or D", "hold out the largest runs (e.g. the largest size)")
     names = [str(r) for r in finals.checkpoints["run"]]
     tasks = list(info["tasks"])
-    rows: list[pd.DataFrame] = []
-    kappa_loss = 0.0
     true_loss = finals.task_loss.to_numpy(dtype=float)
     accuracy = finals.accuracy.to_numpy(dtype=float)
-    e_grid = np.repeat(efolds[:, None], len(tasks), axis=1)
+    log_draws = None
     if info["kind"] == "chained":
-        draws = predict_downstream(
+        log_draws = np.log(predict_downstream(
             idata, model_size=sizes, tokens=tokens, output="task_loss", max_draws=max_draws, seed=seed
-        ).to_numpy()
-        log_draws = np.log(draws)
+        ).to_numpy())
         r1 = np.log(true_loss) - log_draws.mean(axis=0)
         s1 = log_draws.var(axis=0)
-        kappa_loss = float(np.sqrt(max(0.0, (r1**2 - s1).sum() / (e_grid**2).sum())))
         acc_draws = predict_downstream(idata, loss=true_loss, model_size=sizes, max_draws=max_draws, seed=seed).to_numpy()
     else:
         x = finals.validation_loss(info["input"])
@@ -696,11 +739,12 @@ def calibrate_downstream(
         r1 = s1 = np.full(true_loss.shape, np.nan)
     r2 = accuracy - acc_draws.mean(axis=0)
     s2 = acc_draws.var(axis=0)
-    kappa_acc = float(np.sqrt(max(0.0, (r2**2 - s2).sum() / (e_grid**2).sum())))
-    for j, run in enumerate(names):
-        rows.append(
+    frame = pd.concat(
+        [
             pd.DataFrame(
                 {
+                    "backtest": label,
+                    "fit_max_model_size": float(info["max_model_size"]),
                     "run": run,
                     "task": tasks,
                     "efolds": efolds[j],
@@ -712,5 +756,169 @@ def calibrate_downstream(
                     "accuracy_var": s2[j],
                 }
             )
-        )
-    return DownstreamCalibration(kappa_loss, kappa_acc, pd.concat(rows, ignore_index=True))
+            for j, run in enumerate(names)
+        ],
+        ignore_index=True,
+    )
+    return _Backtest(frame, efolds, log_draws, acc_draws, np.log(true_loss), accuracy)
+
+
+def _moment_kappa(residual: np.ndarray, variance: np.ndarray, efolds: np.ndarray) -> float:
+    """``sqrt(max(0, sum(r^2 - s^2) / sum(e^2)))``."""
+    return float(np.sqrt(max(0.0, float((residual**2 - variance).sum()) / float((efolds**2).sum()))))
+
+
+def _group(draws: np.ndarray, observed: np.ndarray, efolds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One backtest flattened over ``(run, task)``: residuals, their predictive covariance, e-folds, task ids."""
+    n_runs, n_tasks = observed.shape
+    flat = draws.reshape(draws.shape[0], n_runs * n_tasks)
+    residual = observed.reshape(-1) - flat.mean(axis=0)
+    cov = np.atleast_2d(np.cov(flat, rowvar=False))
+    cov = cov + np.eye(len(cov)) * (1e-9 * max(float(np.trace(cov)) / len(cov), 1e-12))
+    return residual, cov, np.repeat(efolds, n_tasks), np.tile(np.arange(n_tasks), n_runs)
+
+
+def _log_likelihood(groups: Sequence[tuple[np.ndarray, ...]], kappas: np.ndarray) -> np.ndarray:
+    """Log likelihood ``(kappa, rho)`` of the residuals over the grids ``kappas`` and :data:`RHO_GRID`."""
+    out = np.zeros((len(kappas), len(RHO_GRID)))
+    for residual, cov, efolds, task in groups:
+        same = task[:, None] == task[None, :]
+        outer = efolds[:, None] * efolds[None, :]
+        for p, rho in enumerate(RHO_GRID):
+            shape = outer * np.where(same, 1.0, rho)
+            total = cov[None] + (kappas**2)[:, None, None] * shape[None]
+            chol = np.linalg.cholesky(total)
+            solved = np.linalg.solve(chol, np.broadcast_to(residual[:, None], (len(kappas), len(residual), 1)))[..., 0]
+            logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+            out[:, p] += -0.5 * (solved**2).sum(axis=1) - 0.5 * logdet
+    return out
+
+
+def _kappa_posterior(
+    groups: Sequence[tuple[np.ndarray, ...]], rng: np.random.Generator, n_draws: int = CALIBRATION_DRAWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior draws of ``(kappa, rho)`` on a grid: flat priors on ``kappa >= 0`` and ``rho`` in [0, 1).
+
+    The grid's upper bound starts at 6 times the raw scale ``sqrt(sum r^2 / sum e^2)`` and
+    doubles while the top 5% of it holds more than 0.1% of the posterior.
+    """
+    raw = sum(float((g[0] ** 2).sum()) for g in groups) / sum(float((g[2] ** 2).sum()) for g in groups)
+    bound = 6.0 * max(np.sqrt(raw), 1e-6)
+    for _ in range(4):
+        kappas = np.linspace(0.0, bound, KAPPA_GRID_POINTS)
+        logp = _log_likelihood(groups, kappas)
+        weights = np.exp(logp - logp.max())
+        weights = weights / weights.sum()
+        if weights[int(0.95 * KAPPA_GRID_POINTS):].sum() <= 1e-3:
+            break
+        bound *= 2.0
+    pick = rng.choice(weights.size, size=n_draws, p=weights.reshape(-1))
+    k_index, r_index = np.unravel_index(pick, weights.shape)
+    step = kappas[1] - kappas[0]
+    kappa = np.abs(kappas[k_index] + step * (rng.random(n_draws) - 0.5))
+    rho = np.clip(RHO_GRID[r_index] + 0.1 * (rng.random(n_draws) - 0.5), 0.0, 1.0)
+    return kappa, rho
+
+
+def calibrate_downstream(
+    idata: _arviz.InferenceData,
+    data: LadderData,
+    runs: Sequence[str],
+    *,
+    backtests: Sequence[tuple[_arviz.InferenceData, Sequence[str]]] = (),
+    method: str = "moment",
+    max_draws: int | None = 2000,
+    seed: int = 0,
+) -> DownstreamCalibration:
+    """Backtest downstream fits on held-out larger runs and measure the error they do not explain.
+
+    Each held-out run's final task loss (mean of its last checkpoints, as in the fit) and
+    accuracy are predicted (``kind="predictive"``): step 1 from its ``N`` and ``D``, step 2 from
+    its *true* task loss (for a link fit: from its validation loss), so the two scales are
+    measured separately. ``e`` is the e-folds of a run beyond the runs of the fit that predicts
+    it. Several backtests at several distances (``backtests``: fits on the smallest sizes, each
+    predicting every larger size) measure how the error grows with ``e``.
+
+    ``method="moment"``: with ``r`` a residual (log task loss; accuracy) and ``s^2`` its
+    predictive variance, ``kappa^2 = max(0, sum(r^2 - s^2) / sum(e^2))`` over all backtests.
+
+    ``method="posterior"``: per backtest and step, the residuals over (run, task) are modelled as
+    ``r = r_fit + kappa e z_t`` with ``r_fit`` the fit's own predictive error (its draws'
+    covariance over runs and tasks, so runs predicted by the same posterior are not counted as
+    independent) and ``z_t = sqrt(rho) g + sqrt(1 - rho) u_t`` one error direction per task,
+    shared by every run the backtest predicts (the form's error grows linearly in ``e``),
+    partly common to all tasks (``g``), independent between backtests. ``(kappa, rho)`` get flat
+    priors on a grid and the calibration keeps posterior draws, so predictions carry the
+    uncertainty of ``kappa`` itself (few backtests: a wide posterior, heavier-tailed intervals).
+
+    Parameters
+    ----------
+    idata
+        A fit of :func:`fit_downstream` or :func:`fit_downstream_link`.
+    data
+        A ladder holding the held-out runs (the same tasks as the fits).
+    runs
+        The runs held out from ``idata``; at least one must lie beyond its fitted runs in ``N``
+        or ``D``.
+    backtests
+        More ``(fit, held-out runs)`` pairs of the same kind (chained or link) and tasks, e.g.
+        fits on fewer sizes predicting every larger size.
+    method
+        ``"moment"`` (default) or ``"posterior"``: see above.
+    max_draws, seed
+        Draws used and the seed of the predictive draws and of the calibration's own draws.
+
+    Returns
+    -------
+    DownstreamCalibration
+
+    Raises
+    ------
+    InputError
+        Unknown runs, other tasks than the fit's, fits of different kinds, no held-out run
+        beyond its fitted runs, or an unknown ``method``.
+    """
+    info = downstream_info(idata)
+    if not isinstance(data, LadderData):
+        raise InputError("data", f"got {type(data).__name__}", "give the LadderData holding the held-out runs")
+    if method not in CALIBRATION_METHODS:
+        raise InputError("method", f"got {method!r}", f"use one of {list(CALIBRATION_METHODS)}")
+    if isinstance(backtests, str | bytes) or not isinstance(backtests, Sequence):
+        raise InputError("backtests", f"got {type(backtests).__name__}", "give a list of (fit, held-out runs) pairs")
+    pairs = [(idata, runs)]
+    for item in backtests:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise InputError("backtests", f"has an item {type(item).__name__}", "give (fit, held-out runs) pairs")
+        if downstream_info(item[0])["kind"] != info["kind"]:
+            raise InputError("backtests", "mixes chained and link fits", "give fits of one kind")
+        pairs.append((item[0], item[1]))
+    results = [_backtest(fit, data, held, max_draws, seed, i) for i, (fit, held) in enumerate(pairs)]
+    residuals = pd.concat([b.frame for b in results], ignore_index=True)
+    e_all = residuals["efolds"].to_numpy(dtype=float)
+    chained = info["kind"] == "chained"
+    if method == "moment":
+        kappa_loss = 0.0
+        if chained:
+            kappa_loss = _moment_kappa(
+                residuals["log_task_loss_residual"].to_numpy(), residuals["log_task_loss_var"].to_numpy(), e_all
+            )
+        kappa_acc = _moment_kappa(residuals["accuracy_residual"].to_numpy(), residuals["accuracy_var"].to_numpy(), e_all)
+        return DownstreamCalibration(kappa_loss, kappa_acc, residuals)
+    rng = np.random.default_rng([int(seed), 20261130])
+    draws = {}
+    if chained:
+        groups = [_group(b.log_loss_draws, b.log_loss, b.efolds) for b in results]
+        draws["kappa_task_loss"], draws["rho_task_loss"] = _kappa_posterior(groups, rng)
+    else:
+        draws["kappa_task_loss"] = np.zeros(CALIBRATION_DRAWS)
+        draws["rho_task_loss"] = np.zeros(CALIBRATION_DRAWS)
+    groups = [_group(b.accuracy_draws, b.accuracy, b.efolds) for b in results]
+    draws["kappa_accuracy"], draws["rho_accuracy"] = _kappa_posterior(groups, rng)
+    frame = pd.DataFrame(draws)
+    return DownstreamCalibration(
+        float(np.sqrt((frame["kappa_task_loss"] ** 2).mean())),
+        float(np.sqrt((frame["kappa_accuracy"] ** 2).mean())),
+        residuals,
+        frame,
+        "posterior",
+    )

@@ -406,3 +406,15 @@ def test_bad_input_names_the_field(ladder, chained, link):
             call()
         assert err.value.field == field, (field, str(err.value))
         assert "Fix:" in str(err.value)
+
+
+def test_report_takes_an_accuracy_optimum(link, mixing_point, tmp_path):
+    mixing = with_draws(mixing_point, 60, jitter=0.004)
+    target = DownstreamTarget(link, domains={"web": 1.0}, seed=0)
+    best = bm.optimise(mixing, target=target, n_starts=2)
+    from bayesmix.report import build_report
+
+    files = build_report(tmp_path / "report", fit=mixing, optimum=best, optimum_target=target, n_location=5)
+    text = files.markdown.read_text(encoding="utf-8")
+    assert "error rate (1 - accuracy)" in text and "P(beats reference)" in text
+    assert f"{best.summary.loc['target', 'mean']:.4f} error rate" in text.replace("**", "")

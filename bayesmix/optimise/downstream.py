@@ -64,6 +64,9 @@ class DownstreamTarget:
         the mixing fit lacks are reported when the optimiser resolves the target.
     """
 
+    #: what the target's values are (the report labels the target's numbers with it)
+    unit = "error rate (1 - accuracy)"
+
     def __init__(
         self,
         link: Any,

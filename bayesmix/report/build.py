@@ -605,7 +605,7 @@ def decision_section(inputs: ReportInputs) -> Section:
     optimum = inputs.optimum
     if optimum is not None:
         row = optimum.summary.loc["target"]
-        unit = inputs.loss_unit
+        unit = target_unit(inputs)
         rows += [
             (
                 "Chosen mixture",
@@ -641,10 +641,16 @@ def decision_section(inputs: ReportInputs) -> Section:
     return section
 
 
+def target_unit(inputs: ReportInputs) -> str:
+    """The unit of the optimum's target values: the target's own (``unit``, e.g. an error rate) or the loss unit."""
+    unit = getattr(inputs.optimum_target, "unit", None)
+    return unit if isinstance(unit, str) and unit.strip() else inputs.loss_unit
+
+
 def summary_section(inputs: ReportInputs) -> Section:
     """The optimum (with the intervals of its shares), the target scale and what was fitted."""
     section = Section("summary")
-    optimum, prob, unit = inputs.optimum, inputs.prob, inputs.loss_unit
+    optimum, prob, unit = inputs.optimum, inputs.prob, target_unit(inputs)
     if optimum is not None:
         row = optimum.summary.loc["target"]
         section.text(
@@ -904,7 +910,7 @@ def optimum_section(inputs: ReportInputs) -> Section | None:
 
 def optimum_loss_section(inputs: ReportInputs) -> Section | None:
     """Posterior of the target loss at the optimum and at the reference, and per-domain losses."""
-    optimum, source, target, unit = inputs.optimum, inputs.source, inputs.optimum_target, inputs.loss_unit
+    optimum, source, target, unit = inputs.optimum, inputs.source, inputs.optimum_target, target_unit(inputs)
     if optimum is None:
         return None
     section = Section("optimum_loss")

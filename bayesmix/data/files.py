@@ -58,3 +58,19 @@ def check_room(path: str | os.PathLike[str], nbytes: int) -> None:
     if limit != resource.RLIM_INFINITY and limit < nbytes:
         raise OSError(errno.EFBIG, f"needs about {nbytes / 1e6:.3g} MB, the file-size limit is {limit / 1e6:.3g} MB")
 
+
+def write_failure(exc: BaseException, path: str | os.PathLike[str], what: str) -> Exception:
+    """The documented error for a write that failed (full disk, file-size limit, permissions).
+
+    Returns a :class:`~bayesmix.errors.InputError` naming the file and what was being written, for
+    the caller to raise after removing its temporary file (so nothing half-written is kept).
+    """
+    from bayesmix.errors import InputError
+
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return InputError(
+        str(path),
+        f"could not write {what} ({reason})",
+        "free disk space (or raise the file-size limit) and run the command again; nothing half-written was kept",
+    )
+

@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from bayesmix.data.files import write_failure
 from bayesmix.errors import IncompatibleFileError, InputError
 
 SCHEMA_VERSION = 1
@@ -170,6 +171,9 @@ class Ledger:
         except sqlite3.DatabaseError as exc:
             if "file is not a database" in str(exc):
                 raise IncompatibleFileError(f"{self.path} is not a bayesmix ledger: {exc}") from exc
+            if any(text in str(exc) for text in ("disk is full", "disk I/O error", "too large")):
+                # the transaction was rolled back: the ledger holds what it held before
+                raise write_failure(exc, self.path, "the ledger") from None
             raise
         finally:
             con.close()

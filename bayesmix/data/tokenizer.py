@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bayesmix.data.files import write_failure
 from bayesmix.errors import IncompatibleFileError, InputError
 
 EOS = "<|endoftext|>"
@@ -163,8 +164,12 @@ def train_bpe(
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
-        tok.save(tmp)
-        os.replace(tmp, path)
+        try:
+            tok.save(tmp)  # tokenizers raises a bare Exception when the write fails
+            os.replace(tmp, path)
+        except Exception as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise write_failure(exc, path, "the tokenizer") from None
     return _from_tokenizers(tok, f"bpe-{vocab_size}")
 
 

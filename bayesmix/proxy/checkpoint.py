@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bayesmix.data.files import write_failure
 from bayesmix.errors import IncompatibleFileError
 
 FORMAT_VERSION = 1
@@ -31,6 +32,12 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    InputError
+        The write failed (full disk, file-size limit): the temporary file is removed and the
+        previous checkpoint stays as it was.
     """
     import torch
 
@@ -43,6 +50,9 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as a RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        raise write_failure(exc, path, "the training checkpoint") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

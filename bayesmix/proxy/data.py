@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bayesmix.data.corpus.types import Corpus, Document
+from bayesmix.data.files import write_failure
 from bayesmix.data.tokenizer import Tokenizer
 from bayesmix.errors import IncompatibleFileError, InputError
 
@@ -65,15 +66,19 @@ class TokenizedCorpus:
         meta = np.array([FORMAT_VERSION, self.seq_len, self.vocab_size, self.eos_id], dtype=np.int64)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
         os.close(fd)
-        np.savez(
-            tmp,
-            meta=meta,
-            domains=np.array(self.domains, dtype=np.str_),
-            bytes_per_token=np.array([self.bytes_per_token[d] for d in self.domains]),
-            key=np.array(self.key, dtype=np.str_),
-            **arrays,
-        )
-        os.replace(tmp, path)
+        try:
+            np.savez(
+                tmp,
+                meta=meta,
+                domains=np.array(self.domains, dtype=np.str_),
+                bytes_per_token=np.array([self.bytes_per_token[d] for d in self.domains]),
+                key=np.array(self.key, dtype=np.str_),
+                **arrays,
+            )
+            os.replace(tmp, path)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise write_failure(exc, path, "the tokenized corpus") from None
         return path
 
     @classmethod

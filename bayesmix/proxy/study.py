@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from bayesmix.data.corpus import DOMAINS, Corpus, load_embedded, load_local
+from bayesmix.data.files import atomic_path, write_failure
 from bayesmix.data.ledger import Ledger
 from bayesmix.data.tokenizer import Tokenizer, auto_tokenizer, gpt2_tokenizer, train_bpe
 from bayesmix.errors import InputError
@@ -110,7 +111,11 @@ class Study:
                     "use another folder, or pass overwrite=True (its ledger stays)",
                 )
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+        try:
+            with atomic_path(path) as temporary:  # a rewritten study.yaml is never left half-written
+                temporary.write_text(yaml.safe_dump(merged, sort_keys=False), encoding="utf-8")
+        except OSError as exc:
+            raise write_failure(exc, path, "the study settings") from None
         return cls(folder)
 
     @property

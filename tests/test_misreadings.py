@@ -331,6 +331,35 @@ def test_cli_advice_names_the_flag_that_works(runs3, tmp_path):
     assert applied.exit_code == 0, applied.output
 
 
+def test_predict_reads_plausible_mixture_files_right_or_refuses(runs3, tmp_path):
+    """The mixtures file of predict: padded, upper-case, reordered or run-table layouts read the same."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = bm.save(bm.fit(runs3, method="map", seed=0), tmp_path / "fit.nc")
+    clean = pd.DataFrame({"web": [0.6, 0.2], "code": [0.3, 0.3], "papers": [0.1, 0.5]})
+    variants = {
+        "clean": clean,
+        "run table": clean.add_prefix("mix_").assign(run=["a", "b"], web=[3.0, 3.1], seed=[1, 2]),
+        "upper-case prefix": clean.add_prefix("MIX_"),
+        "padded headers": clean.rename(columns=lambda c: f" mix_{c} "),
+        "one padded header": clean.add_prefix("mix_").rename(columns={"mix_code": " mix_code"}),
+        "reordered": clean[["papers", "web", "code"]],
+    }
+    predictions = {}
+    for name, frame in variants.items():
+        frame.to_csv(tmp_path / "mix.csv", index=False)
+        out = tmp_path / f"{name}.csv"
+        result = runner.invoke(app, ["predict", str(fit), str(tmp_path / "mix.csv"), "--kind", "mean", "--out", str(out)])
+        assert result.exit_code == 0, (name, result.output)
+        predictions[name] = pd.read_csv(out)
+    for name, table in predictions.items():
+        pd.testing.assert_frame_equal(table, predictions["clean"], obj=name)
+    # the same domain twice once the padding is gone: refused, naming the column
+    clean.assign(**{" web": clean["web"]}).to_csv(tmp_path / "twice.csv", index=False)
+    result = runner.invoke(app, ["predict", str(fit), str(tmp_path / "twice.csv")])
+    assert result.exit_code == 1 and "repeats columns ['web']" in result.output
+
+
 # ---------------------------------------------------------------- corrupt fits
 def test_a_fit_saved_with_nan_is_refused_on_load(runs3, tmp_path):
     idata = bm.fit(runs3, method="map", seed=0, discrepancy=None)

@@ -16,6 +16,7 @@ import bayesmix as bm
 from bayesmix.cli import _output
 from bayesmix.cli._output import EXIT_HEALTH, emit_json, health_dict, note, out, show_progress
 from bayesmix.cli.export import export_cmd
+from bayesmix.cli.loop import loop_cmd
 from bayesmix.cli.train import corpus_app, sweep_cmd, train_cmd
 from bayesmix.cli.workflow import (
     init_cmd,
@@ -33,7 +34,8 @@ app = typer.Typer(
         "bayesmix: which pretraining data mixture to train on, and how sure we are.\n\n"
         "The workflow on a project folder: train proxies on real text (corpus, train, sweep), "
         "manage runs (runs), fit the nested Bayesian laws (fit), choose the mixture with credible "
-        "intervals (optimise), propose the next runs (suggest) and write a report (report). "
+        "intervals (optimise), propose the next runs (suggest; loop asks, trains and asks again as "
+        "results arrive) and write a report (report). "
         "`bayesmix quickstart` runs all of it on the embedded corpus; `bayesmix demo` is a "
         "one-minute fit and predict on simulated runs. Run tables (CSV/Parquet) work too: "
         "`bayesmix fit runs.csv`, `bayesmix fit mixtures.csv losses.csv --key run`, "
@@ -382,12 +384,12 @@ def _fit_project(folder: Path, strict: bool, as_json: bool) -> None:
 
 def mixture_frame(path: Path):
     """A mixtures file for ``predict``: one column per training domain, or ``mix_<domain>`` columns."""
-    from bayesmix.data.runs import MIX_PREFIX, read_table
+    from bayesmix.data.runs import MIX_PREFIX, is_mixture_column, table_frame
 
-    frame = read_table(path, "mixtures")
-    prefixed = [c for c in frame.columns if str(c).startswith(MIX_PREFIX)]
+    frame = table_frame(path, "mixtures")  # headers without padding, each once
+    prefixed = [c for c in frame.columns if is_mixture_column(c)]  # mix_<domain>, any case
     if prefixed:
-        frame = frame[prefixed].rename(columns=lambda c: str(c)[len(MIX_PREFIX) :])
+        frame = frame[prefixed].rename(columns=lambda c: str(c)[len(MIX_PREFIX) :].strip())
     return frame
 
 
@@ -519,6 +521,7 @@ def demo(
 # after fit and predict, so --help lists the method's commands in the order they are used
 app.command("optimise", rich_help_panel=METHOD)(optimise_cmd)
 app.command("suggest", rich_help_panel=METHOD)(suggest_cmd)
+app.command("loop", rich_help_panel=METHOD)(loop_cmd)
 app.command("report", rich_help_panel=METHOD)(report_cmd)
 app.command("export", rich_help_panel=METHOD)(export_cmd)
 

@@ -244,32 +244,165 @@ def train_cmd(
     out.print(f"{result.tokens:,} tokens in {result.wall_s:.1f} s; ledger {st.folder / 'ledger.sqlite'}")
 
 
+ExecutorOpt = Annotated[
+    str,
+    typer.Option(
+        "--executor",
+        help="Where runs train: local (a process pool on this machine), submitit (Slurm, or its local "
+        "subprocesses with --cluster local) or ray (a Ray cluster).",
+    ),
+]
+WorkersOpt = Annotated[int, typer.Option(help="Worker processes of --executor local (0: serially, in this process).")]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option(help="Torch threads per job (local: per worker; submitit and ray: CPU cores per job)."),
+]
+ClusterOpt = Annotated[
+    str, typer.Option(help="submitit: slurm, local (subprocesses here) or auto (slurm where sbatch exists).")
+]
+PartitionOpt = Annotated[str | None, typer.Option(help="submitit: the Slurm partition.")]
+TimeoutOpt = Annotated[int, typer.Option(help="submitit: minutes a job may run before it is stopped.")]
+GpusOpt = Annotated[int, typer.Option(help="submitit and ray: GPUs per job.")]
+FolderOpt = Annotated[
+    Path | None,
+    typer.Option(help="submitit: folder of the job files and logs (default <study>/jobs/submitit/%j)."),
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option(help="ray: cluster address, e.g. auto (default: RAY_ADDRESS or a local instance).")
+]
+
+
+def check_executor_options(
+    executor: str,
+    workers: int,
+    threads: int | None,
+    cluster: str,
+    partition: str | None,
+    timeout_min: int,
+    gpus_per_job: int,
+    folder: Path | None,
+    ray_address: str | None,
+) -> None:
+    """Check ``--executor`` and its options before anything is created.
+
+    Raises
+    ------
+    InputError
+        An unknown executor, an option of another executor, or a value out of range.
+    """
+    choices = ("local", "submitit", "ray")
+    if executor not in choices:
+        raise InputError("--executor", f"is {executor!r}", f"use one of {', '.join(choices)}")
+    limit = max(64, 4 * (os.cpu_count() or 1))
+    if not 0 <= workers <= limit:
+        raise InputError("--workers", f"is {workers}", f"give 0 (serial, in this process) to {limit}")
+    if threads is not None and not 1 <= threads <= limit:
+        raise InputError("--threads", f"is {threads}", f"give 1 to {limit} torch threads per job")
+    owners = {
+        "--cluster": ("submitit", cluster != "auto"),
+        "--partition": ("submitit", partition is not None),
+        "--folder": ("submitit", folder is not None),
+        "--timeout-min": ("submitit", timeout_min != 60),
+        "--gpus-per-job": ("submitit or ray", gpus_per_job != 0),
+        "--ray-address": ("ray", ray_address is not None),
+    }
+    for option, (owner, given) in owners.items():
+        if given and executor not in owner.split(" or "):
+            raise InputError(
+                option, f"is an option of --executor {owner}, not of --executor {executor}",
+                f"drop {option}, or add --executor {owner.split(' or ')[0]}",
+            )
+    if not 1 <= timeout_min <= 525_600:
+        raise InputError("--timeout-min", f"is {timeout_min}", "give 1 to 525600 minutes")
+    if not 0 <= gpus_per_job <= 64:
+        raise InputError("--gpus-per-job", f"is {gpus_per_job}", "give 0 to 64 GPUs per job")
+    if cluster not in ("auto", "slurm", "local"):
+        raise InputError("--cluster", f"is {cluster!r}", "use auto, slurm or local")
+
+
+def executor_from_options(
+    study: Path,
+    executor: str,
+    workers: int,
+    threads: int | None,
+    cluster: str,
+    partition: str | None,
+    timeout_min: int,
+    gpus_per_job: int,
+    folder: Path | None,
+    ray_address: str | None,
+):
+    """The executor that ``--executor`` and its options describe (see :func:`~bayesmix.proxy.executor.make_executor`).
+
+    Raises
+    ------
+    InputError
+        What :func:`check_executor_options` refuses, or a backend whose package is not installed
+        or whose cluster is not available (the fix names the install command or the option).
+    """
+    from bayesmix.proxy.executor import make_executor
+
+    check_executor_options(
+        executor, workers, threads, cluster, partition, timeout_min, gpus_per_job, folder, ray_address
+    )
+    try:
+        return make_executor(
+            executor,
+            workers=workers,
+            threads=threads,
+            folder=folder or study / "jobs" / "submitit" / "%j",
+            cluster=cluster,
+            partition=partition,
+            timeout_min=timeout_min,
+            gpus_per_job=gpus_per_job,
+            ray_address=ray_address,
+        )
+    except InputError as err:  # keyword names of the Python API -> the options of this command
+        names = {
+            "executor": "--executor",
+            "cluster": "--cluster",
+            "timeout_min": "--timeout-min",
+            "gpus_per_job": "--gpus-per-job",
+            "cpus_per_job": "--threads",
+            "folder": "--folder",
+            "ray_address": "--ray-address",
+        }
+        raise InputError(names.get(err.field, err.field), err.problem, err.fix) from None
+
+
 def sweep_cmd(
     study: Annotated[Path, typer.Argument(help="Study folder (created with default settings if missing).")],
     plan: Annotated[
         Path, typer.Option(help="Plan file (YAML/JSON runs list or CSV with mix_<domain> columns).")
     ],
-    workers: Annotated[int, typer.Option(help="Worker processes (0: run serially in this process).")] = 1,
-    threads: Annotated[int | None, typer.Option(help="Torch threads per worker.")] = None,
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = 1,
+    threads: ThreadsOpt = None,
+    cluster: ClusterOpt = "auto",
+    partition: PartitionOpt = None,
+    timeout_min: TimeoutOpt = 60,
+    gpus_per_job: GpusOpt = 0,
+    folder: FolderOpt = None,
+    ray_address: RayAddressOpt = None,
     settings: Annotated[Path | None, typer.Option(help="study.yaml to create the study with.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train every planned run of a plan file that is not finished yet."""
-    from bayesmix.proxy.executor import LocalProcessExecutor, SerialExecutor
+    """Train every planned run of a plan file that is not finished yet.
+
+    Runs train in a local process pool (default), on Slurm through submitit (job files and logs in --folder), or on a Ray cluster. A rerun skips finished runs and resumes interrupted ones from their checkpoints; a run another worker is training is skipped.
+    """
     from bayesmix.proxy.plan import load_plan
     from bayesmix.proxy.sweep import sweep
 
+    options = (executor, workers, threads, cluster, partition, timeout_min, gpus_per_job, folder, ray_address)
     try:
-        limit = max(64, 4 * (os.cpu_count() or 1))
-        if not 0 <= workers <= limit:
-            raise InputError("--workers", f"is {workers}", f"give 0 (serial, in this process) to {limit}")
-        if threads is not None and not 1 <= threads <= limit:
-            raise InputError("--threads", f"is {threads}", f"give 1 to {limit} torch threads per worker")
+        check_executor_options(*options)
         runs = load_plan(plan)
         st = _study(study, settings)
         st.check_runs(runs)
-        executor = SerialExecutor() if workers == 0 else LocalProcessExecutor(workers, threads)
-        report = sweep(st, runs, executor=executor, console=_output.err, progress=_output.show_progress())
+        chosen = executor_from_options(study, *options)
+        with chosen:
+            report = sweep(st, runs, executor=chosen, console=_output.err, progress=_output.show_progress())
     except BayesmixError as exc:
         _output.fail(exc)
     if as_json:

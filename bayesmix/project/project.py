@@ -10,6 +10,9 @@ A project is a proxy-training study folder (:class:`bayesmix.proxy.study.Study`:
     <project>/optimum.json          the chosen mixture at the target scale, with intervals
     <project>/suggestions.yaml      the designer's next runs, a plan file for `bayesmix sweep`
     <project>/report/               report.html (self-contained) and report.md
+    <project>/loop.json             the design loop's batches, runs and job handles
+                                    (bayesmix.project.loop)
+    <project>/jobs/submitit/        job files and logs of runs sent to Slurm by submitit
 
 The ``project:`` section of ``study.yaml`` (every key optional; see :class:`ProjectSettings`)::
 

@@ -218,34 +218,49 @@ class Suggestions:
     recommendation: dict[str, float] | None
 
 
-def suggest(project: Project, n: int | None = None) -> Suggestions:
-    """Ask the designer for the next ``n`` runs (mixture and proxy size); write the plan file.
+def project_designer(project: Project, *, allow_empty: bool = False) -> tuple[Any, bool]:
+    """The designer of a project, rebuilt from its ledger (what :func:`suggest` asks).
 
-    The designer (:class:`bayesmix.design.Designer`) is rebuilt from the project's ledger
-    (:meth:`~bayesmix.design.Designer.from_ledger`): finished runs are observations at their
-    model's scale, planned and running runs are pending (the batch never repeats them). With runs
-    at several proxy sizes the proposals are cost-aware (mixture, size) pairs: the value of a run
-    for the largest proxy size's optimum per unit of compute ``6 N D``, so a cheap small run is
-    proposed when it teaches enough. With one size, or with runs imported from elsewhere (no
-    ladder size to train them at), the designer learns from the largest size's final losses and
-    every proposed mixture is planned at every configured size.
+    Finished runs are the designer's observations (their losses told), planned and running runs
+    are pending (a batch never repeats them), failed runs are left out. With runs at several
+    proxy sizes, all of them sizes of the project, the designer proposes cost-aware (mixture,
+    size) pairs (:meth:`~bayesmix.design.Designer.from_ledger`); otherwise it learns from the
+    largest size's final losses and each proposed mixture is meant for every configured size.
+
+    Parameters
+    ----------
+    project
+        The project.
+    allow_empty
+        Without finished runs, return a designer of the project's domains that proposes a
+        space-filling batch (default: refuse).
+
+    Returns
+    -------
+    designer, multi_scale
+        The :class:`~bayesmix.design.Designer`, and whether its proposals carry a size.
+
+    Raises
+    ------
+    NotEnoughDataError
+        No finished run, unless ``allow_empty``.
+    InputError
+        A finished run without evaluations of the project's validation domains.
     """
     from bayesmix.design import Designer
 
-    n = project.settings.n_suggest if n is None else n
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError("n", f"is {n!r}", "ask for at least 1 run")
     ledger = project.study.ledger
-    finished = ledger.runs("finished")
-    if not finished:
+    records = ledger.runs()
+    finished = [r for r in records if r.status == "finished"]
+    options = {"acquisition": project.settings.acquisition, "seed": project.settings.seed}
+    if not finished and not allow_empty:
         raise NotEnoughDataError(
             "ledger", "has no finished run", "train the initial design first (bayesmix sweep)"
         )
-    models = {r.model_name for r in ledger.runs()}
+    models = {r.model_name for r in records}
     # (mixture, size) pairs only when every run is of a ladder size the project trains: a run
     # imported from elsewhere is no size `bayesmix sweep` could train a proposal at
-    multi_scale = len(models) > 1 and models <= set(project.settings.sizes)
-    options = {"acquisition": project.settings.acquisition, "seed": project.settings.seed}
+    multi_scale = bool(finished) and len(models) > 1 and models <= set(project.settings.sizes)
     if multi_scale:
         designer = Designer.from_ledger(
             ledger,
@@ -255,15 +270,50 @@ def suggest(project: Project, n: int | None = None) -> Suggestions:
             cost_aware=True,
             **options,
         )
-    else:
+        return designer, True
+    if finished:
         runs = project.final_runs()
         designer = Designer.from_runs(runs, project.designer_target(), n_initial=runs.n_runs, **options)
-    proposals = designer.ask(n)
-    planned = [
-        RunSpec.make(p.mixture, size, project.settings.steps, project.settings.seed)
+    else:
+        designer = Designer(project.domains, project.designer_target(), **options)
+    known = [np.asarray(r["mixture"], dtype=float) for r in designer.runs.values()]
+    for r in records:  # one pending run per planned mixture the designer has not seen, whatever its size
+        if r.status not in ("planned", "running") or not set(r.mixture) <= set(designer.domains):
+            continue
+        row = np.array([r.mixture.get(d, 0.0) for d in designer.domains])
+        if not any(np.allclose(row, k, atol=1e-9) for k in known):
+            known.append(row)
+            designer.add(r.id, r.mixture, status="pending")
+    return designer, False
+
+
+def proposed_runs(project: Project, proposals: Sequence[Any], multi_scale: bool) -> list[RunSpec]:
+    """The planned runs of the designer's proposals: at the proposal's size, or at every size."""
+    settings = project.settings
+    return [
+        RunSpec.make(p.mixture, size, settings.steps, settings.seed)
         for p in proposals
-        for size in ([p.model] if multi_scale else project.settings.sizes)
+        for size in ([p.model] if multi_scale else settings.sizes)
     ]
+
+
+def suggest(project: Project, n: int | None = None) -> Suggestions:
+    """Ask the designer for the next ``n`` runs (mixture and proxy size); write the plan file.
+
+    The designer (:class:`bayesmix.design.Designer`) is rebuilt from the project's ledger
+    (:func:`project_designer`): finished runs are observations at their model's scale, planned
+    and running runs are pending (the batch never repeats them). With runs at several proxy
+    sizes the proposals are cost-aware (mixture, size) pairs: the value of a run for the largest
+    proxy size's optimum per unit of compute ``6 N D``, so a cheap small run is proposed when it
+    teaches enough. With one size, or with runs imported from elsewhere (no ladder size to train
+    them at), the designer learns from the largest size's final losses and every proposed
+    mixture is planned at every configured size.
+    """
+    n = project.settings.n_suggest if n is None else n
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise InputError("n", f"is {n!r}", "ask for at least 1 run")
+    designer, multi_scale = project_designer(project)
+    planned = proposed_runs(project, designer.ask(n), multi_scale)
     save_plan(planned, project.suggestions_path)
     return Suggestions(planned, plan_frame(planned, project.domains), designer.recommendation())
 

@@ -1,9 +1,11 @@
 """Run a list of planned runs into a study's ledger, skipping finished ones.
 
 The parent process prepares the shared data once (corpus, tokenizer, tokenized sequences in the
-study cache) and records every planned run in the ledger; the executor then trains the
-unfinished runs (a run that was interrupted resumes from its checkpoint). Progress is shown with
-a rich progress bar.
+study cache) and records every planned run in the ledger (:func:`job_arguments`); the executor
+(:mod:`bayesmix.proxy.executor`: serial, a local process pool, Slurm through submitit, or Ray)
+then trains the unfinished runs with :func:`run_job` (a run that was interrupted resumes from its
+checkpoint). A per-run lock makes sure no two workers train one run at once, whichever executor
+or process started them. Progress is shown with a rich progress bar.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from rich.progress import (
 from bayesmix.proxy.data import TokenizedCorpus
 from bayesmix.proxy.executor import Executor, LocalProcessExecutor
 from bayesmix.proxy.plan import RunSpec
-from bayesmix.proxy.study import Study
+from bayesmix.proxy.study import Prepared, Study
 from bayesmix.proxy.trainer import run_record, train_run
 
 logger = logging.getLogger(__name__)
@@ -112,6 +114,26 @@ def _run_lock(path: Path) -> Iterator[bool]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def run_locked(study: Study, run_id: str) -> bool:
+    """Whether another process holds the run's training lock now (it is training the run).
+
+    Parameters
+    ----------
+    study
+        The study.
+    run_id
+        The run.
+
+    Returns
+    -------
+    bool
+        True while a worker of any sweep or loop trains the run (the lock is released when that
+        worker's process ends, however it ends).
+    """
+    with _run_lock(study.checkpoint_path(run_id).with_suffix(".lock")) as mine:
+        return not mine
+
+
 def _train_job(
     study: Study, spec: RunSpec, data_path: str, corpus_id: str, tokenizer_id: str
 ) -> dict[str, Any]:
@@ -132,6 +154,65 @@ def _train_job(
         "wall_s": result.wall_s,
         "resumed_from": result.resumed_from,
     }
+
+
+def job_arguments(
+    study: Study,
+    runs: Sequence[RunSpec],
+    console: Console | None = None,
+    prepared: Prepared | None = None,
+) -> dict[str, tuple[str, dict[str, Any], str, str, str]]:
+    """Prepare what the runs share and record every run in the ledger (as planned, if new).
+
+    The corpus is loaded, the tokenizer built and the data tokenized once per sequence length
+    (cached in the study), so the jobs only read them.
+
+    Parameters
+    ----------
+    study
+        The study.
+    runs
+        Planned runs.
+    console
+        Where the corpus attributions are printed (default: nowhere).
+    prepared
+        What :meth:`Study.prepare` returned for every sequence length of ``runs`` (default:
+        prepared here).
+
+    Returns
+    -------
+    dict
+        ``{run id: arguments of run_job}`` (``run_job(*arguments[run_id])`` trains the run).
+
+    Raises
+    ------
+    InputError
+        A run the study cannot train, or one that is in the ledger with other settings.
+    """
+    if prepared is None:
+        prepared = study.prepare(sorted({study.model(r.model).seq_len for r in runs}))
+    if console is not None:
+        for line in prepared.attributions:
+            console.print(f"[dim]{line}[/dim]")
+    ledger = study.ledger
+    data_cache: dict[int, TokenizedCorpus] = {}
+    arguments = {}
+    for r in runs:
+        spec = study.model(r.model)
+        if spec.seq_len not in data_cache:
+            data_cache[spec.seq_len] = study.data(prepared, spec.seq_len)
+        data = data_cache[spec.seq_len]
+        ledger.add_run(
+            run_record(r, spec, data, study.train_config, prepared.corpus_id, prepared.tokenizer_id)
+        )
+        arguments[r.id] = (
+            str(study.folder),
+            asdict(r),
+            str(prepared.data_paths[spec.seq_len]),
+            prepared.corpus_id,
+            prepared.tokenizer_id,
+        )
+    return arguments
 
 
 def sweep(
@@ -165,32 +246,11 @@ def sweep(
     t0 = time.perf_counter()
     console = console or Console(stderr=True)
     report = SweepReport()
-    prepared = study.prepare(sorted({study.model(r.model).seq_len for r in runs}))
-    for line in prepared.attributions:
-        console.print(f"[dim]{line}[/dim]")
-    ledger = study.ledger
-    data_cache: dict[int, TokenizedCorpus] = {}
-    for r in runs:
-        spec = study.model(r.model)
-        if spec.seq_len not in data_cache:
-            data_cache[spec.seq_len] = study.data(prepared, spec.seq_len)
-        data = data_cache[spec.seq_len]
-        ledger.add_run(
-            run_record(r, spec, data, study.train_config, prepared.corpus_id, prepared.tokenizer_id)
-        )
-    done = {r.id for r in ledger.runs("finished")}
+    arguments = job_arguments(study, runs, console)
+    done = {r.id for r in study.ledger.runs("finished")}
     todo = [r for r in runs if r.id not in done]
     report.skipped = [r.id for r in runs if r.id in done]
-    jobs = [
-        (
-            str(study.folder),
-            asdict(r),
-            str(prepared.data_paths[study.model(r.model).seq_len]),
-            prepared.corpus_id,
-            prepared.tokenizer_id,
-        )
-        for r in todo
-    ]
+    jobs = [arguments[r.id] for r in todo]
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -1,11 +1,17 @@
 """The mixture sampler: which training sequence fills each slot of each batch.
 
 Domain of each slot
-    Slots are numbered ``j = 0, 1, 2, ...`` across batches. Slot ``j`` goes to the domain with the
-    largest deficit ``r_d (j + 1) - C_d`` (ties to the first domain), where ``C_d`` counts the
-    domain's earlier slots. So after any number of slots every domain's count is within one of
-    ``r_d * slots``: the realised shares match ``r`` exactly up to rounding, in every prefix of the
-    run, with no sampling noise. Domains with ``r_d = 0`` are never drawn.
+    Slots are numbered ``n = 1, 2, ...`` across batches. The ``k``-th slot of domain ``d`` must
+    fall in the window ``floor((k - 1) / r_d) + 1 <= n <= ceil(k / r_d)``: exactly the slots at
+    which taking it keeps the domain's count ``C_d(n)`` strictly within one of ``r_d n``. Each slot
+    goes to the domain whose next window closes first among those whose next window is open
+    (earliest deadline first; ties to the first domain). Such windows can always be met (Tijdeman
+    1980, "The chairman assignment problem": a sequence within ``1 - 1/(2M - 2)`` of every
+    ``r_d n`` exists), and earliest-deadline-first meets any feasible set of unit windows, so after
+    any number of slots every domain's count is within one of ``r_d * slots``: the realised shares
+    match ``r`` up to rounding, in every prefix of the run, with no sampling noise. (Taking the
+    largest deficit ``r_d n - C_d`` instead can fall more than one behind with three or more
+    domains.) Domains with ``r_d = 0`` are never drawn.
 Sequence within a domain
     The ``k``-th draw from domain ``d`` is sequence ``perm_e[k mod n_d]`` with ``e = k // n_d``,
     where ``perm_e`` is a permutation of the domain's ``n_d`` training sequences seeded by
@@ -137,12 +143,25 @@ class MixtureSampler:
             self._perms[key] = rng.permutation(self.sizes[domain])
         return self._perms[key]
 
+    def _next_domain(self) -> int:
+        """The domain of the next slot: earliest deadline first (see the module docstring)."""
+        n = self.slot - self._phase_slot + 1  # slots of this phase, this one included
+        taken = self.counts - self._phase_counts
+        active = self.weights > 0
+        w = np.where(active, self.weights, 1.0)
+        nxt = taken + 1
+        release = np.floor((nxt - 1) / w + 1e-9) + 1
+        deadline = np.ceil(nxt / w - 1e-9)
+        open_ = active & (release <= n)
+        if not open_.any():  # cannot happen for shares summing to 1; keep the loop total
+            return int(np.argmax(self.weights * n - taken))
+        return int(np.argmin(np.where(open_, deadline, np.inf)))
+
     def next_batch(self) -> list[tuple[int, int]]:
         """Return the next batch as ``(domain index, sequence index)`` pairs and advance."""
         out = []
         for _ in range(self.batch_size):
-            deficit = self.weights * (self.slot - self._phase_slot + 1) - (self.counts - self._phase_counts)
-            d = int(np.argmax(deficit))
+            d = self._next_domain()
             k = int(self.counts[d])
             n = self.sizes[d]
             out.append((d, int(self._perm(d, k // n)[k % n])))

@@ -179,6 +179,46 @@ def report_health(health: SamplerHealth, strict: bool = False) -> None:
     warnings.warn(message, SamplerHealthWarning, stacklevel=3)
 
 
+def finish_nuts_fit(
+    idata: _arviz.InferenceData,
+    *,
+    key: str,
+    info: Mapping[str, Any],
+    variables: Sequence[str],
+    seed: int,
+    seconds: float,
+    strict: bool = False,
+) -> _arviz.InferenceData:
+    """Record a NUTS fit's settings, health, versions, seed and time in ``posterior.attrs``; report its health.
+
+    Parameters
+    ----------
+    idata
+        The fit (changed in place and returned).
+    key
+        Attribute holding ``info`` as JSON (e.g. ``"bayesmix_joint"``).
+    info
+        The settings that rebuild the fit's law and read its draws.
+    variables
+        Posterior variables whose r_hat, ESS and divergences make the health.
+    seed, seconds
+        The sampler's seed and the fit's wall time.
+    strict
+        Raise :class:`~bayesmix.errors.SamplerHealthError` on problems (otherwise warn).
+    """
+    from bayesmix.versions import package_versions
+
+    health = check_health(idata, [v for v in variables if v in idata.posterior], method="nuts")
+    attrs = idata.posterior.attrs
+    attrs[key] = json.dumps(info)
+    attrs["bayesmix_health"] = health.to_json()
+    attrs["bayesmix_versions"] = json.dumps(package_versions(), sort_keys=True)
+    attrs["bayesmix_seed"] = int(seed)
+    attrs["bayesmix_fit_seconds"] = float(seconds)
+    report_health(health, strict)
+    return idata
+
+
 def health_of(idata: _arviz.InferenceData) -> SamplerHealth:
     """The :class:`SamplerHealth` stored in a fit's attrs."""
     return SamplerHealth.from_json(idata.posterior.attrs["bayesmix_health"])

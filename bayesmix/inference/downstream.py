@@ -56,7 +56,7 @@ import xarray as xr
 
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz, engine
-from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
+from bayesmix.inference.diagnostics import SamplerHealth, finish_nuts_fit
 from bayesmix.inference.predict import check_seed, posterior_draws
 from bayesmix.laws.downstream import AccuracyLaw, TaskLossLaw
 from bayesmix.models.downstream import (
@@ -71,7 +71,6 @@ from bayesmix.models.downstream import (
     link_weights,
     reference_log_size,
 )
-from bayesmix.versions import package_versions
 
 logger = logging.getLogger(__name__)
 
@@ -158,15 +157,10 @@ def _move_observed(idata: _arviz.InferenceData, name: str) -> None:
 def _finish(
     idata: _arviz.InferenceData, info: dict[str, Any], keep: Sequence[str], seed: int, started: float, strict: bool
 ) -> _arviz.InferenceData:
-    health = check_health(idata, [v for v in keep if v in idata.posterior], method="nuts")
-    attrs = idata.posterior.attrs
-    attrs["bayesmix_downstream"] = json.dumps(info)
-    attrs["bayesmix_health"] = health.to_json()
-    attrs["bayesmix_versions"] = json.dumps(package_versions(), sort_keys=True)
-    attrs["bayesmix_seed"] = int(seed)
-    attrs["bayesmix_fit_seconds"] = float(time.perf_counter() - started)
-    report_health(health, strict)
-    return idata
+    return finish_nuts_fit(
+        idata, key="bayesmix_downstream", info=info, variables=keep, seed=seed,
+        seconds=time.perf_counter() - started, strict=strict,
+    )  # fmt: skip
 
 
 def _settings(draws: Any, tune: Any, chains: Any, target_accept: Any, seed: Any) -> None:

@@ -26,10 +26,9 @@ import xarray as xr
 from bayesmix.data.phases import PhaseTable, check_starts, phase_mixture_rows, phase_tails
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz, engine
-from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
+from bayesmix.inference.diagnostics import SamplerHealth, finish_nuts_fit
 from bayesmix.laws.schedule import MIN_TAIL, PhaseMixingLaw
 from bayesmix.models.schedule import build_schedule_model
-from bayesmix.versions import package_versions
 
 logger = logging.getLogger(__name__)
 
@@ -97,28 +96,21 @@ def fit_schedule(
     )
     keep = [name for name in PUBLIC if name in idata.posterior]
     idata.posterior = idata.posterior[keep]
-    health = check_health(idata, keep, method="nuts")
     real = table.tails > MIN_TAIL
     starts = 1.0 - table.tails[:, 1:][real[:, 1:]] if table.n_phases > 1 else np.array([])
     shares = table.phase_mixtures[np.broadcast_to(real[:, :, None], table.phase_mixtures.shape)].reshape(-1, len(runs.train_domains))
-    attrs = idata.posterior.attrs
-    attrs["bayesmix_schedule"] = json.dumps(
-        {
-            "law": {"name": law.name, "options": law.options()},
-            "domains": list(runs.domains),
-            "train_domains": list(runs.train_domains),
-            "n_phases": table.n_phases,
-            "start_range": [float(starts.min()), float(starts.max())] if starts.size else [],
-            "share_range": [shares.min(axis=0).tolist(), shares.max(axis=0).tolist()],
-            "likelihood": likelihood,
-            "nu": float(nu),
-        }
-    )
-    attrs["bayesmix_health"] = health.to_json()
-    attrs["bayesmix_versions"] = json.dumps(package_versions(), sort_keys=True)
-    attrs["bayesmix_seed"] = int(seed)
-    attrs["bayesmix_fit_seconds"] = float(time.perf_counter() - started)
-    report_health(health, strict)
+    info = {
+        "law": {"name": law.name, "options": law.options()},
+        "domains": list(runs.domains),
+        "train_domains": list(runs.train_domains),
+        "n_phases": table.n_phases,
+        "start_range": [float(starts.min()), float(starts.max())] if starts.size else [],
+        "share_range": [shares.min(axis=0).tolist(), shares.max(axis=0).tolist()],
+        "likelihood": likelihood,
+        "nu": float(nu),
+    }
+    seconds = time.perf_counter() - started
+    finish_nuts_fit(idata, key="bayesmix_schedule", info=info, variables=keep, seed=seed, seconds=seconds, strict=strict)
     return idata
 
 

@@ -114,3 +114,19 @@ def test_far_sizes_warn_and_bad_input_is_refused(joint):
     no_size = bm.RunTable(runs.mixtures, runs.losses)
     with pytest.raises(InputError, match="model_size"):
         fit_joint(no_size)
+
+
+def test_without_available_tokens_the_model_is_unchanged():
+    """The law on the shares themselves: the same variables and the same log density at a fixed
+    point as before the joint law could read repeated data (a change of the M4 priors changes
+    this number on purpose)."""
+    from bayesmix.models.joint import build_joint_model
+
+    runs, _, _ = simulate(n_small=24, n_large=12, n_new=1, seed=3)
+    law = JointMixingLaw()
+    assert law.options() == {"self_effect": True, "scale_sd": 0.5, "exponent": 1.0} and law.run_inputs == ()
+    model = build_joint_model(law, runs)
+    assert "tokens" not in model.named_vars and "r_star" not in model.named_vars
+    rng = np.random.default_rng(0)
+    point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
+    assert model.compile_logp()(point) == pytest.approx(-361.95863716332155, rel=1e-10)

@@ -12,6 +12,14 @@ predicts a study better is measured in ``benchmarks/extrapolation.py`` (cross-sc
     joint = bm.fit_joint(runs)                      # runs: RunTable with a model_size column
     at_60m = bm.joint_at(joint, model_size=6e7)     # an ordinary mixing-law fit at 60M
     bm.predict(at_60m, mixtures); bm.optimise(at_60m, target="pile_cc")
+
+With repeated data (runs that pass over a small domain more than once, a ``tokens`` column with
+each run's training tokens)::
+
+    law = bm.JointMixingLaw(available_tokens={"papers": 2e9})
+    joint = bm.fit_joint(runs, law)
+    at_1b = bm.joint_at(joint, model_size=1e9)      # a RepetitionMixingLaw fit at 1B
+    bm.optimise(at_1b, target="mean", target_tokens=1e11)
 """
 
 from __future__ import annotations
@@ -30,14 +38,16 @@ from bayesmix.inference import _arviz, engine
 from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
 from bayesmix.laws.joint import SCALE_PARAMETERS, JointMixingLaw
 from bayesmix.laws.mixing import MixingLaw
+from bayesmix.laws.repetition import RepetitionMixingLaw
 from bayesmix.models.joint import build_joint_model, reference_size, run_sizes
 from bayesmix.models.mixing_model import ModelSpec
 from bayesmix.versions import package_versions
 
 logger = logging.getLogger(__name__)
 
-#: the posterior variables a joint fit keeps and checks (the law, its scale terms and the noise)
-PUBLIC = ("c", "log_k", "t", *SCALE_PARAMETERS, "sigma", "sigma_per_efold")
+#: the posterior variables a joint fit keeps and checks (the law, its scale terms, the repetition
+#: terms of a law with available tokens, and the noise)
+PUBLIC = ("c", "log_k", "t", *SCALE_PARAMETERS, "r_star", "waste_cost", "sigma", "sigma_per_efold")
 #: beyond this many e-folds of model size past the fitted sizes, :func:`joint_at` warns
 WARN_EFOLDS = 3.0
 
@@ -63,7 +73,8 @@ def fit_joint(
     runs
         Runs of two or more model sizes: :class:`~bayesmix.RunTable` with a ``model_size`` column
         (parameters) and final losses (nats/token) per validation domain. Run ids must be unique
-        across sizes.
+        across sizes. A law with ``available_tokens`` also needs a ``tokens`` column (each run's
+        training tokens).
     law
         The law (default :class:`~bayesmix.laws.joint.JointMixingLaw`).
     draws, tune, chains, target_accept, seed
@@ -80,14 +91,17 @@ def fit_joint(
     -------
     arviz.InferenceData
         Posterior of ``c``, ``log_k``, ``t`` (at ``N_ref``), the scale terms, ``sigma`` and
-        ``sigma_per_efold`` with named dims; ``constant_data`` (mixtures, ``log_size``),
+        ``sigma_per_efold`` (and ``r_star``, ``waste_cost`` with ``available_tokens``) with named
+        dims; ``constant_data`` (mixtures, ``log_size``; ``tokens`` and ``inverse_unique_tokens``
+        with ``available_tokens``),
         ``observed_data``; ``posterior.attrs["bayesmix_joint"]`` (JSON: law options, domains,
         ``reference_size``, fitted sizes, likelihood) and ``bayesmix_health``.
 
     Raises
     ------
     InputError, NotEnoughDataError
-        No ``model_size`` column or one size only; too few runs; bad settings.
+        No ``model_size`` column or one size only; too few runs; bad settings; a law with
+        ``available_tokens`` on runs without a ``tokens`` column.
     """
     law = JointMixingLaw() if law is None else law
     if not isinstance(runs, RunTable):
@@ -148,6 +162,13 @@ def joint_at(idata: _arviz.InferenceData, model_size: float) -> _arviz.Inference
     take :func:`bayesmix.fit`'s. Its ``constant_data["mixtures"]`` are every fitted run's mixture
     (the support in mixture space, whatever the size); it has no observed runs.
 
+    A fit of the law with ``available_tokens`` gives a
+    :class:`~bayesmix.laws.RepetitionMixingLaw` fit instead: its posterior also holds the joint
+    posterior's ``r_star`` and ``waste_cost`` draws and its ``constant_data`` the available
+    tokens (``inverse_unique_tokens``) and the fitted runs' ``tokens``, so
+    ``predict(..., tokens=D)`` and ``optimise(..., target_tokens=D)`` price repetition at that
+    size.
+
     Parameters
     ----------
     idata
@@ -158,8 +179,10 @@ def joint_at(idata: _arviz.InferenceData, model_size: float) -> _arviz.Inference
     Returns
     -------
     arviz.InferenceData
-        A :class:`~bayesmix.laws.MixingLaw` fit (the joint law's exponent); ``ModelSpec.extra["joint"]`` holds
-        the size, ``N_ref`` and the e-folds beyond the fitted sizes.
+        A :class:`~bayesmix.laws.MixingLaw` fit (the joint law's exponent), or a
+        :class:`~bayesmix.laws.RepetitionMixingLaw` fit for a law with ``available_tokens``;
+        ``ModelSpec.extra["joint"]`` holds the size, ``N_ref`` and the e-folds beyond the fitted
+        sizes.
 
     Raises
     ------
@@ -188,7 +211,7 @@ def joint_at(idata: _arviz.InferenceData, model_size: float) -> _arviz.Inference
             UserWarning,
             stacklevel=2,
         )
-    exponent = float(info["law"]["options"].get("exponent", 1.0))
+    joint = JointMixingLaw(**info["law"]["options"])
     posterior = idata.posterior
     values = {name: posterior[name].to_numpy() for name in PUBLIC if name in posterior}
     at = JointMixingLaw.at(values, z)
@@ -204,22 +227,32 @@ def joint_at(idata: _arviz.InferenceData, model_size: float) -> _arviz.Inference
         "c": ["domain"],
         "log_k": ["domain"],
         "t": ["domain", "train_domain"],
+        "r_star": ["train_domain"],
+        "waste_cost": ["domain"],
         "sigma": ["domain"],
         "mixtures": ["run", "train_domain"],
         "reference_mixture": ["train_domain"],
+        "inverse_unique_tokens": ["train_domain"],
+        "tokens": ["run"],
     }
-    out = _arviz.from_dict(
-        {"c": at["c"], "log_k": at["log_k"], "t": at["t"], "sigma": sigma},
-        coords=coords,
-        dims=dims,
-        constant_data={
-            "mixtures": idata.constant_data["mixtures"].to_numpy(),
-            "reference_mixture": idata.constant_data["reference_mixture"].to_numpy(),
-            "exponent": np.asarray(float(exponent)),
-        },
-    )
+    draws = {"c": at["c"], "log_k": at["log_k"], "t": at["t"], "sigma": sigma}
+    constants = {
+        "mixtures": idata.constant_data["mixtures"].to_numpy(),
+        "reference_mixture": idata.constant_data["reference_mixture"].to_numpy(),
+    }
+    law: MixingLaw | RepetitionMixingLaw
+    if joint.repetition is None:
+        law = MixingLaw(exponent=joint.exponent, self_effect=joint.self_effect)
+        constants["exponent"] = np.asarray(joint.exponent)
+    else:
+        # R* and beta do not move with model size: the joint posterior's draws hold at every size
+        law = joint.repetition
+        draws.update({name: values[name] for name in ("r_star", "waste_cost")})
+        for name in ("inverse_unique_tokens", "tokens"):
+            constants[name] = idata.constant_data[name].to_numpy()
+    out = _arviz.from_dict(draws, coords=coords, dims=dims, constant_data=constants)
     spec = ModelSpec(
-        law=MixingLaw(exponent=exponent, self_effect=info["law"]["options"]["self_effect"]).spec(),
+        law=law.spec(),
         domains=tuple(info["domains"]),
         train_domains=tuple(info["train_domains"]),
         likelihood=info["likelihood"],

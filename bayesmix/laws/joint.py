@@ -21,6 +21,20 @@ power features (``exponent`` other than 1) the rows of ``u`` also get a free off
 in the middle of the data. :meth:`JointMixingLaw.at` gives the M4 coefficients at any size, which
 is how a fit is turned into an ordinary mixing-law fit at a target size
 (:func:`bayesmix.inference.joint.joint_at`) that ``predict`` and ``optimise`` take unchanged.
+
+With ``available_tokens`` (the unique tokens ``U_j`` of limited training domains) the mixture
+features are the *effective* shares of :mod:`bayesmix.laws.repetition` (Muennighoff et al. 2023):
+a run of ``D`` tokens (the run table's ``tokens`` column) that passes over domain *j* more than
+once gets ``r'_j <= r_j``, and the share it wasted, ``w = 1 - sum_j r'_j``, costs ``beta_i w``:
+
+.. math::
+
+    L_i(r, D, N) = c_i(z) + k_i(z) \exp\Big(\sum_j t_{ij}(z)\,(r'_j - \bar r_j) + \beta_i w\Big).
+
+``R*_j`` and ``beta_i`` are pooled exactly as in :class:`~bayesmix.laws.RepetitionMixingLaw`
+(the same priors, built by its code) and do not change with model size: repetition is priced by
+the runs of every size at once, and :func:`~bayesmix.inference.joint.joint_at` then gives a
+:class:`~bayesmix.laws.RepetitionMixingLaw` fit at the target size.
 """
 
 from __future__ import annotations
@@ -34,6 +48,12 @@ from bayesmix.errors import InputError
 from bayesmix.laws.base import DataSummary
 from bayesmix.laws.features import centred_features
 from bayesmix.laws.mixing import MixingLaw, contrast_dim, zero_sum_basis
+from bayesmix.laws.repetition import (
+    DEFAULT_R_STAR,
+    DEFAULT_WASTE_COST,
+    RepetitionMixingLaw,
+    effective_terms,
+)
 
 #: the scale parameters (per e-fold of model size) and their dims
 SCALE_PARAMETERS = {
@@ -56,27 +76,91 @@ class JointMixingLaw:
     exponent
         Power of the mixture features, as in :class:`~bayesmix.laws.MixingLaw` (fixed: 1 is the
         paper's law). The change of ``t`` with size keeps zero-sum rows whatever the power.
+    available_tokens
+        Unique tokens ``U_j`` of each limited training domain (``domain -> tokens``; a domain
+        left out has no limit). Given, the mixture features are the effective shares of
+        :class:`~bayesmix.laws.RepetitionMixingLaw` and every run needs its training tokens ``D``
+        (the run table's ``tokens`` column); ``None`` (the default) is the law on the shares
+        themselves. Needs ``exponent`` 1.
+    r_star, r_star_log_sd, r_star_spread, waste_cost, waste_cost_log_sd
+        The priors of ``R*`` and ``beta``, as in :class:`~bayesmix.laws.RepetitionMixingLaw`
+        (only with ``available_tokens``).
 
     Notes
     -----
     Parameters (posterior variables): ``c``, ``log_k`` ``(domain,)`` and ``t``
     ``(domain, train_domain)`` at ``N_ref``; ``level_per_efold`` (``a``), ``log_k_per_efold``
-    (``b``) ``(domain,)`` and ``t_per_efold`` (``u``) ``(domain, train_domain)``.
+    (``b``) ``(domain,)`` and ``t_per_efold`` (``u``) ``(domain, train_domain)``. With
+    ``available_tokens`` also ``r_star`` ``(train_domain,)`` (epochs) and ``waste_cost``
+    ``(domain,)``, the same at every size, and the run input ``tokens`` (:attr:`run_inputs`).
+
+    A fit on runs that repeat a domain at one model size still prices repetition at every size:
+    ``R*`` and ``beta`` do not move with ``ln N``, which the runs can test only where they repeat
+    at several sizes.
     """
 
     name = "joint_mixing"
 
-    def __init__(self, self_effect: bool = True, scale_sd: float = 0.5, exponent: float = 1.0):
+    def __init__(
+        self,
+        self_effect: bool = True,
+        scale_sd: float = 0.5,
+        exponent: float = 1.0,
+        available_tokens: Mapping[str, float] | None = None,
+        r_star: float = DEFAULT_R_STAR,
+        r_star_log_sd: float = 0.75,
+        r_star_spread: float = 0.5,
+        waste_cost: float = DEFAULT_WASTE_COST,
+        waste_cost_log_sd: float = 1.0,
+    ):
         if exponent == "learn":
             raise InputError("exponent", "cannot be learned in the joint law", "give a number, e.g. 1 or 0.5")
         self.self_effect = bool(self_effect)
         self.scale_sd = float(scale_sd)
         self.base = MixingLaw(exponent=exponent, self_effect=self.self_effect, centred=False)
         self.exponent = float(self.base.exponent)
+        priors = {
+            "r_star": r_star,
+            "r_star_log_sd": r_star_log_sd,
+            "r_star_spread": r_star_spread,
+            "waste_cost": waste_cost,
+            "waste_cost_log_sd": waste_cost_log_sd,
+        }
+        #: the repetition-aware law whose effective shares and ``R*`` / ``beta`` priors this law
+        #: uses (``None`` without ``available_tokens``)
+        self.repetition: RepetitionMixingLaw | None = None
+        if available_tokens is None:
+            # the repetition priors mean nothing without available tokens: refuse any that is set
+            default = RepetitionMixingLaw().options()
+            changed = sorted(k for k, v in RepetitionMixingLaw(**priors).options().items() if default[k] != v)
+            if changed:
+                raise InputError(
+                    changed[0],
+                    "is a prior of the repetition terms, which the law has only with available_tokens",
+                    "pass available_tokens={domain: unique tokens}, or leave the option out",
+                )
+        else:
+            if self.exponent != 1.0:
+                raise InputError(
+                    "exponent",
+                    f"got {self.exponent} with available_tokens: effective shares enter the law linearly",
+                    "use exponent=1 (the default) with available_tokens",
+                )
+            self.repetition = RepetitionMixingLaw(available_tokens, self_effect=self.self_effect, **priors)
+        #: per-run inputs read from the run table (``("tokens",)`` with ``available_tokens``)
+        self.run_inputs: tuple[str, ...] = () if self.repetition is None else ("tokens",)
 
     def options(self) -> dict[str, Any]:
-        """Keyword arguments that rebuild this law."""
-        return {"self_effect": self.self_effect, "scale_sd": self.scale_sd, "exponent": self.exponent}
+        """Keyword arguments that rebuild this law (the repetition options only with ``available_tokens``)."""
+        options: dict[str, Any] = {
+            "self_effect": self.self_effect,
+            "scale_sd": self.scale_sd,
+            "exponent": self.exponent,
+        }
+        if self.repetition is not None:
+            repetition = self.repetition.options()
+            options.update({k: v for k, v in repetition.items() if k not in ("self_effect", "centred")})
+        return options
 
     def n_parameters(self, n_domains: int, n_train_domains: int) -> int:
         """Per validation domain: the mixing law's parameters (:meth:`MixingLaw.n_parameters`) and a scale term each."""
@@ -100,12 +184,28 @@ class JointMixingLaw:
         """Predicted loss ``(..., run, domain)`` of runs with mixtures ``(run, train_domain)`` at ``z`` ``(run,)``.
 
         Parameters may carry leading sample axes (numpy) or only their core dims (PyTensor).
+        When ``params`` hold ``inverse_unique_tokens`` (the law with ``available_tokens``), the
+        features are the effective shares (:func:`~bayesmix.laws.repetition.effective_terms`,
+        which also reads ``tokens``, ``r_star`` and ``waste_cost``) and the waste term is added.
+
+        Raises
+        ------
+        InputError
+            Repetition parameters without ``tokens``.
         """
-        features = centred_features(mixtures, params["reference_mixture"], params.get("exponent", 1.0), xp)  # (run, M)
+        waste = None
+        if "inverse_unique_tokens" in params:
+            features, waste = effective_terms(params, mixtures, xp)  # (..., run, M), (..., run, D)
+        else:
+            features = centred_features(
+                mixtures, params["reference_mixture"], params.get("exponent", 1.0), xp
+            )
         z_col = xp.expand_dims(z, -1)  # (run, 1)
         exponent = xp.matmul(features, xp.swapaxes(params["t"], -1, -2)) + z_col * xp.matmul(
             features, xp.swapaxes(params["t_per_efold"], -1, -2)
         )
+        if waste is not None:
+            exponent = exponent + waste
         c = xp.expand_dims(params["c"], -2) + z_col * xp.expand_dims(params["level_per_efold"], -2)
         log_k = xp.expand_dims(params["log_k"], -2) + z_col * xp.expand_dims(params["log_k_per_efold"], -2)
         return c + xp.exp(log_k + exponent)
@@ -117,6 +217,8 @@ class JointMixingLaw:
         non-centred and pooled over domains: ``a_i = a_mu + a_sd z_i`` with ``a_mu ~ N(0,
         scale_sd)``, ``a_sd ~ HalfNormal(scale_sd / 2)``; ``b_i`` likewise with half the scale;
         ``u`` in the zero-sum basis, a shared column effect plus deviations with a learned spread.
+        With ``available_tokens``, ``r_star`` and ``waste_cost`` follow
+        (:meth:`RepetitionMixingLaw.repetition_priors <bayesmix.laws.RepetitionMixingLaw.repetition_priors>`).
         """
         import pymc as pm
         import pytensor.tensor as pt
@@ -149,4 +251,6 @@ class JointMixingLaw:
         params["level_per_efold"] = pm.Deterministic("level_per_efold", level, dims="domain")
         params["log_k_per_efold"] = pm.Deterministic("log_k_per_efold", reducible, dims="domain")
         params["t_per_efold"] = pm.Deterministic("t_per_efold", change, dims=("domain", "train_domain"))
+        if self.repetition is not None:
+            params.update(self.repetition.repetition_priors())
         return params

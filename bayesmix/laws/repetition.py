@@ -130,6 +130,43 @@ def effective_shares(
     return mixtures - mixtures * lost / xp.maximum(e, 1.0)
 
 
+def effective_terms(params: Mapping[str, Any], mixtures: Any, xp: Any = np) -> tuple[Any, Any]:
+    """The repetition-aware law's mixture features and waste term, before the mixing coefficients.
+
+    Parameters
+    ----------
+    params
+        ``tokens`` (each mixture's run's ``D``, ``(mixture,)`` or ``(1,)``),
+        ``inverse_unique_tokens``, ``r_star``, ``waste_cost`` and ``reference_mixture``; numpy
+        arrays may carry leading sample axes.
+    mixtures
+        Shares ``(mixture, train_domain)``.
+    xp
+        ``numpy`` or ``pytensor.tensor``.
+
+    Returns
+    -------
+    tuple
+        The centred effective shares ``r' - r_bar`` ``(..., mixture, train_domain)`` and the waste
+        term ``beta_i w`` ``(..., mixture, domain)`` of the exponent.
+
+    Raises
+    ------
+    InputError
+        ``params`` has no ``tokens``.
+    """
+    if "tokens" not in params:
+        raise InputError(
+            "tokens",
+            "the repetition-aware law needs the training tokens D of the run each mixture is for",
+            "pass predict(..., tokens=D) or optimise(..., target_tokens=D)",
+        )
+    shares = effective_shares(mixtures, params["tokens"], params["inverse_unique_tokens"], params["r_star"], xp)
+    features = shares - xp.expand_dims(params["reference_mixture"], -2)
+    wasted = 1.0 - xp.sum(shares, axis=-1, keepdims=True)  # (..., mixture, 1)
+    return features, wasted * xp.expand_dims(params["waste_cost"], -2)
+
+
 def _check_available(available: Mapping[str, float] | None) -> dict[str, float]:
     if available is None:
         return {}
@@ -351,19 +388,8 @@ class RepetitionMixingLaw(Law):
         InputError
             ``params`` has no ``tokens``.
         """
-        if "tokens" not in params:
-            raise InputError(
-                "tokens",
-                "the repetition-aware law needs the training tokens D of the run each mixture is for",
-                "pass predict(..., tokens=D) or optimise(..., target_tokens=D)",
-            )
-        shares = effective_shares(
-            mixtures, params["tokens"], params["inverse_unique_tokens"], params["r_star"], xp
-        )
-        features = shares - xp.expand_dims(params["reference_mixture"], -2)
-        exponent_term = xp.matmul(features, xp.swapaxes(params["t"], -1, -2))
-        wasted = 1.0 - xp.sum(shares, axis=-1, keepdims=True)  # (..., mixture, 1)
-        exponent_term = exponent_term + wasted * xp.expand_dims(params["waste_cost"], -2)
+        features, waste = effective_terms(params, mixtures, xp)
+        exponent_term = xp.matmul(features, xp.swapaxes(params["t"], -1, -2)) + waste
         return xp.expand_dims(params["c"], -2) + xp.exp(xp.expand_dims(params["log_k"], -2) + exponent_term)
 
     def value_and_jacobian(self, params: Mapping[str, Any], r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -397,10 +423,20 @@ class RepetitionMixingLaw(Law):
         ``log_waste_cost_mu ~ N(log waste_cost, waste_cost_log_sd)``,
         ``log_waste_cost_sd ~ HalfNormal(0.5)``, ``log_waste_cost_z_i ~ N(0, 1)``.
         """
+        params = self.base.build_priors(data)
+        params.update(self.repetition_priors())
+        return params
+
+    def repetition_priors(self) -> dict[str, Any]:
+        """The pooled ``r_star`` ``(train_domain,)`` and ``waste_cost`` ``(domain,)`` (inside a model context).
+
+        The priors of :meth:`build_priors` without the mixing law's; the joint mixture x size law
+        (:class:`~bayesmix.laws.joint.JointMixingLaw` with ``available_tokens``) builds them here too.
+        """
         import pymc as pm
         import pytensor.tensor as pt
 
-        params = self.base.build_priors(data)
+        params: dict[str, Any] = {}
         mu = pm.Normal("log_r_star_mu", math.log(self.r_star), self.r_star_log_sd)
         spread = pm.HalfNormal("log_r_star_sd", self.r_star_spread)
         z = pm.Normal("log_r_star_z", 0.0, 1.0, dims="train_domain")

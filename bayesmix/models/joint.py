@@ -5,6 +5,11 @@ Dims: ``run``, ``domain``, ``train_domain`` as in the mixing model, and the per-
 normal, one noise scale per domain), with the noise free to change with model size
 (``sigma_i(z) = sigma_i exp(s_i z)``, the ``s_i`` pooled over domains): larger proxies are often
 less noisy than small ones, and not by the same factor on every validation set.
+
+With ``available_tokens`` the law also reads each run's training tokens (the run table's
+``tokens`` column, data ``tokens``) and ``1 / U_j`` per training domain (data
+``inverse_unique_tokens``), both as data: a refit with other token counts or other unique tokens
+reuses the compiled model.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import numpy as np
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError, NotEnoughDataError
 from bayesmix.laws.joint import JointMixingLaw
+from bayesmix.laws.repetition import inverse_tokens
 from bayesmix.models.likelihood import check_likelihood, observe
-from bayesmix.models.mixing_model import summarise_data
+from bayesmix.models.mixing_model import run_input_values, summarise_data
 
 
 def run_sizes(runs: RunTable) -> np.ndarray:
@@ -74,7 +80,8 @@ def build_joint_model(
     Raises
     ------
     InputError, NotEnoughDataError
-        See :func:`run_sizes`; fewer runs per domain than the law has parameters.
+        See :func:`run_sizes`; fewer runs per domain than the law has parameters; with
+        ``available_tokens``, no ``tokens`` column (or bad token counts) or an unknown domain.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -87,6 +94,10 @@ def build_joint_model(
     )
     data = summarise_data(runs)
     z = np.log(sizes / reference_size(sizes))
+    repetition: dict[str, np.ndarray] = {}
+    if law.repetition is not None:
+        repetition["tokens"] = run_input_values(runs, "tokens", law)
+        repetition["inverse_unique_tokens"] = inverse_tokens(runs.train_domains, law.repetition.available_tokens)
     coords = {"run": [str(r) for r in runs.mixtures.index], "domain": runs.domains, "train_domain": runs.train_domains}
     with pm.Model(coords=coords) as model:
         mixtures = pm.Data("mixtures", runs.mixtures.to_numpy(), dims=("run", "train_domain"))
@@ -97,6 +108,11 @@ def build_joint_model(
             ),
             "exponent": pm.Data("exponent", np.asarray(law.exponent)),
         }
+        if repetition:
+            values["tokens"] = pm.Data("tokens", repetition["tokens"], dims="run")
+            values["inverse_unique_tokens"] = pm.Data(
+                "inverse_unique_tokens", repetition["inverse_unique_tokens"], dims="train_domain"
+            )
         values.update(law.build_priors(data))
         mean = law.evaluate(values, mixtures, log_size, xp=pt)
         sigma = pm.HalfNormal("sigma", sigma=data.loss_sd, dims="domain")

@@ -35,13 +35,12 @@ import numpy as np
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz, engine
-from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
+from bayesmix.inference.diagnostics import SamplerHealth, finish_nuts_fit
 from bayesmix.laws.joint import SCALE_PARAMETERS, JointMixingLaw
 from bayesmix.laws.mixing import MixingLaw
 from bayesmix.laws.repetition import RepetitionMixingLaw
 from bayesmix.models.joint import build_joint_model, reference_size, run_sizes
 from bayesmix.models.mixing_model import ModelSpec
-from bayesmix.versions import package_versions
 
 logger = logging.getLogger(__name__)
 
@@ -118,24 +117,17 @@ def fit_joint(
     )
     keep = [name for name in PUBLIC if name in idata.posterior]
     idata.posterior = idata.posterior[keep]
-    health = check_health(idata, keep, method="nuts")
-    attrs = idata.posterior.attrs
-    attrs["bayesmix_joint"] = json.dumps(
-        {
-            "law": {"name": law.name, "options": law.options()},
-            "domains": list(runs.domains),
-            "train_domains": list(runs.train_domains),
-            "reference_size": reference_size(sizes),
-            "sizes": sorted(float(s) for s in np.unique(sizes)),
-            "likelihood": likelihood,
-            "nu": float(nu),
-        }
-    )
-    attrs["bayesmix_health"] = health.to_json()
-    attrs["bayesmix_versions"] = json.dumps(package_versions(), sort_keys=True)
-    attrs["bayesmix_seed"] = int(seed)
-    attrs["bayesmix_fit_seconds"] = float(time.perf_counter() - started)
-    report_health(health, strict)
+    info = {
+        "law": {"name": law.name, "options": law.options()},
+        "domains": list(runs.domains),
+        "train_domains": list(runs.train_domains),
+        "reference_size": reference_size(sizes),
+        "sizes": sorted(float(s) for s in np.unique(sizes)),
+        "likelihood": likelihood,
+        "nu": float(nu),
+    }
+    seconds = time.perf_counter() - started
+    finish_nuts_fit(idata, key="bayesmix_joint", info=info, variables=keep, seed=seed, seconds=seconds, strict=strict)
     return idata
 
 

@@ -77,7 +77,7 @@ from .laws.downstream import AccuracyLaw as AccuracyLaw
 from .laws.downstream import TaskLossLaw as TaskLossLaw
 from .models.downstream import LadderData as LadderData
 from .inference.downstream import DownstreamCalibration as DownstreamCalibration
-from .inference.downstream import calibrate_downstream as calibrate_downstream
+from .inference.downstream_calibration import calibrate_downstream as calibrate_downstream
 from .inference.downstream import fit_downstream as fit_downstream
 from .inference.downstream import fit_downstream_link as fit_downstream_link
 from .inference.downstream import predict_downstream as predict_downstream

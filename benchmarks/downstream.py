@@ -53,12 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, machine, print_json, print_table
 
 from bayesmix.errors import SamplerHealthWarning
-from bayesmix.inference.downstream import (
-    calibrate_downstream,
-    downstream_health,
-    fit_downstream,
-    predict_downstream,
-)
+from bayesmix.inference.downstream import downstream_health, fit_downstream, predict_downstream
+from bayesmix.inference.downstream_calibration import calibrate_downstream
 from bayesmix.inference.predict import interval
 from bayesmix.models.downstream import LadderData
 

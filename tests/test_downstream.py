@@ -240,7 +240,7 @@ def test_calibration_measures_and_adds_the_form_error(ladder, chained):
 
 def test_posterior_calibration_recovers_a_known_error_growth():
     """Backtests whose residuals grow as ``kappa e z`` (z partly shared by tasks): kappa and rho come back."""
-    from bayesmix.inference.downstream import _kappa_posterior
+    from bayesmix.inference.downstream_calibration import _kappa_posterior
 
     rng = np.random.default_rng(5)
     kappa, rho, n_tasks = 0.02, 0.5, 4

@@ -50,7 +50,7 @@ class DownstreamTarget:
         Parameters of the model the mixture is for: the link's size effect is applied at that
         size (default: the ladder's centre, no size effect).
     calibration, efolds
-        A :func:`~bayesmix.inference.downstream.calibrate_downstream` result and the e-folds the
+        A :func:`~bayesmix.inference.downstream_calibration.calibrate_downstream` result and the e-folds the
         target model lies beyond the ladder: adds the link's form error ``kappa * efolds * z``.
     seed
         Seed of the pairing and of the offsets' draws: the same seed gives the same numbers.

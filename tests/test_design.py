@@ -99,6 +99,22 @@ def test_batch_value_and_stopping_report():
     assert stopping_report([]) is None
 
 
+def test_stopping_report_weighs_the_next_batch_against_its_compute():
+    from bayesmix.design.stopping import Snapshot
+
+    before = Snapshot(10, [0.5, 0.5], 3.0, 0.05, 0.4, 0.02, batch_cost=4.0)
+    now = Snapshot(14, [0.45, 0.55], 2.99, 0.04, 0.5, 0.004, batch_cost=4.0)
+    report = stopping_report([before, now], min_value_per_compute=2e-3)
+    assert report.value_per_compute == pytest.approx(0.001)
+    assert report.worth_next_batch is False and report.stop  # not settled, but not worth it
+    cheap = stopping_report([before, now], min_value_per_compute=5e-4)
+    assert cheap.worth_next_batch is True and not cheap.stop
+    unjudged = stopping_report([before, now])
+    assert unjudged.worth_next_batch is None and not unjudged.stop
+    old = Snapshot(10, [0.5, 0.5], 3.0, 0.05, 0.4, 0.02)  # a state saved before costs were recorded
+    assert stopping_report([old], min_value_per_compute=1.0).worth_next_batch is None
+
+
 # ---------------------------------------------------------------- initial design
 def test_space_filling_respects_constraints_and_spreads():
     box = build_box(DOMAINS, bounds={"a": (0.1, 0.5)}, exclude=["d"])
@@ -134,6 +150,8 @@ def test_ask_is_feasible_and_never_duplicates_pending(law, acquisition):
     assert len(designer.pending) == 8
     report = designer.report()
     assert report is not None and report.loss_sd >= 0 and 0 <= report.prob_best <= 1
+    assert designer.history[-1].batch_cost == 4.0  # one unit per run without scales
+    assert report.value_per_compute == pytest.approx(report.value_next_batch / 4.0)
 
 
 def test_pool_designer_proposes_unused_pool_points(law):

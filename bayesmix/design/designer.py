@@ -458,6 +458,7 @@ class Designer:
                 loss_sd=float(first[:, rec].std()),
                 prob_best=float(optimum_probability(first[:, at_target])[int(at_target[:rec].sum())]),
                 batch_value=batch_value(first, rec, [int(pair_mixture[c]) for c in chosen]),
+                batch_cost=float(sum(self.scales[pair_scale[c]].cost for c in chosen)) if self.scales else float(n),
             )
         )
         return [(cands[pair_mixture[c]], int(pair_scale[c])) for c in chosen]
@@ -469,9 +470,15 @@ class Designer:
             return None
         return dict(zip(self.domains, self.history[-1].mixture, strict=True))
 
-    def report(self, loss_tol: float = 1e-3, location_tol: float = 0.05) -> StoppingReport | None:
-        """The stopping report (:func:`bayesmix.design.stopping.stopping_report`)."""
-        return stopping_report(self.history, loss_tol, location_tol)
+    def report(
+        self, loss_tol: float = 1e-3, location_tol: float = 0.05, min_value_per_compute: float | None = None
+    ) -> StoppingReport | None:
+        """The stopping report (:func:`bayesmix.design.stopping.stopping_report`).
+
+        ``min_value_per_compute``: the expected reduction of the recommended loss per unit of
+        compute (``6 N D`` with scales, else per run) below which the next batch is not worth it.
+        """
+        return stopping_report(self.history, loss_tol, location_tol, min_value_per_compute)
 
     def compute_spent(self, status: str | tuple[str, ...] = ("done", "failed")) -> float:
         """Sum of ``6 N D`` over the runs with ``status`` (finished and failed by default).

@@ -5,7 +5,9 @@ posterior-mean loss among the candidates and finished runs), its posterior mean 
 posterior probability that it is the best candidate, and the *value of the proposed batch*: the
 expected reduction of the recommended loss if the batch were run,
 ``E_s[max(0, L_s(rec) - min_{b in batch} L_s(b))]``. :func:`stopping_report` compares the last
-two snapshots.
+two snapshots, and says whether the next batch is worth its compute: its value per unit of
+compute (nats of the recommended loss per FLOP of ``6 N D``, or per run when every run costs the
+same) against a threshold the team sets from what a nat is worth to it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ class Snapshot:
     loss_sd: float
     prob_best: float
     batch_value: float
+    #: compute of the proposed batch (``6 N D`` summed over its runs; the number of runs when
+    #: every run costs the same); ``nan`` in snapshots saved before it was recorded
+    batch_cost: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -70,9 +75,15 @@ class StoppingReport:
         Posterior probability that the recommendation is the best candidate.
     value_next_batch
         Expected loss reduction from running the proposed batch (see :func:`batch_value`).
+    value_per_compute
+        ``value_next_batch`` per unit of the batch's compute (``nan`` when unknown).
+    worth_next_batch
+        Whether ``value_per_compute`` reaches the threshold given to :func:`stopping_report`
+        (``None`` without a threshold).
     stop
-        Whether all of ``|loss_shift|``, ``value_next_batch`` are below ``loss_tol`` and
-        ``location_shift`` is below ``location_tol``.
+        Whether the optimum has settled (``|loss_shift|`` and ``value_next_batch`` below
+        ``loss_tol``, ``location_shift`` below ``location_tol``), or the next batch is not worth
+        its compute.
     """
 
     n_finished: int
@@ -83,6 +94,8 @@ class StoppingReport:
     prob_best: float
     value_next_batch: float
     stop: bool
+    value_per_compute: float = float("nan")
+    worth_next_batch: bool | None = None
 
     def to_dict(self) -> dict[str, float | int | bool]:
         """As a plain dict."""
@@ -90,7 +103,10 @@ class StoppingReport:
 
 
 def stopping_report(
-    history: Sequence[Snapshot], loss_tol: float = 1e-3, location_tol: float = 0.05
+    history: Sequence[Snapshot],
+    loss_tol: float = 1e-3,
+    location_tol: float = 0.05,
+    min_value_per_compute: float | None = None,
 ) -> StoppingReport | None:
     """Compare the last two snapshots; ``None`` before the first refit.
 
@@ -102,6 +118,10 @@ def stopping_report(
         Loss change (target-loss units) below which the optimum's loss counts as settled.
     location_tol
         Total-variation distance below which its location counts as settled.
+    min_value_per_compute
+        Expected loss reduction per unit of compute below which one more batch is not worth
+        running (e.g. ``1e-3 / 6e15``: a thousandth of a nat for the compute of a 100M-parameter
+        run on 10B tokens); ``None``: not judged.
 
     Returns
     -------
@@ -116,9 +136,12 @@ def stopping_report(
         location_shift = 0.5 * float(np.abs(np.subtract(last.mixture, before.mixture)).sum())
     else:
         loss_shift = location_shift = float("nan")
-    stop = bool(
-        abs(loss_shift) < loss_tol and location_shift < location_tol and last.batch_value < loss_tol
-    )
+    settled = abs(loss_shift) < loss_tol and location_shift < location_tol and last.batch_value < loss_tol
+    cost = float(last.batch_cost)
+    per_compute = last.batch_value / cost if np.isfinite(cost) and cost > 0 else float("nan")
+    worth = None
+    if min_value_per_compute is not None and np.isfinite(per_compute):
+        worth = bool(per_compute >= min_value_per_compute)
     return StoppingReport(
         last.n_finished,
         last.loss_mean,
@@ -127,5 +150,7 @@ def stopping_report(
         float(location_shift),
         last.prob_best,
         last.batch_value,
-        stop,
+        bool(settled or worth is False),
+        float(per_compute),
+        worth,
     )

@@ -418,3 +418,14 @@ def test_report_takes_an_accuracy_optimum(link, mixing_point, tmp_path):
     text = files.markdown.read_text(encoding="utf-8")
     assert "error rate (1 - accuracy)" in text and "P(beats reference)" in text
     assert f"{best.summary.loc['target', 'mean']:.4f} error rate" in text.replace("**", "")
+
+
+def test_link_losses_outside_the_fitted_range_warn_and_nonsense_is_refused(link):
+    from bayesmix.inference.downstream import downstream_info
+
+    _, high = downstream_info(link)["loss_range"]
+    with pytest.warns(UserWarning, match="outside the losses the link was fitted on"):
+        bm.predict_downstream(link, loss=[high + 5.0], max_draws=20)
+    with pytest.raises(InputError) as err:
+        bm.predict_downstream(link, loss=[-1.0], max_draws=20)
+    assert err.value.field == "loss"

@@ -284,3 +284,16 @@ def test_implicit_total_target_matches_grid(fit3):
     assert result.objective <= grid.objective + 1e-6
     assert np.abs(result.mixture.to_numpy() - grid.mixture.to_numpy()).max() < 0.02
     assert result.mixture["web"] > 0.05 and result.mixture["code"] > 0.05  # an edge, not a vertex
+
+
+def test_review_fixes_token_uncertainty_needs_a_cap_and_critical_domains(fit3):
+    from bayesmix.optimise.constraints import build_box
+
+    with pytest.raises(InputError, match="max_epochs=4"):
+        build_box(["web", "code"], tokens={"code": 1e9}, max_epochs=None, target_tokens=5e9, tokens_sd=0.2)
+    with pytest.raises(InputError) as err:
+        critical_proportion(fit3, "web", "web", 3.0)
+    assert err.value.field == "new"
+    with pytest.raises(InputError) as err:
+        critical_proportion(fit3, "wb", "code", 3.0)
+    assert err.value.field == "original"

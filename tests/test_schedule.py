@@ -207,3 +207,26 @@ def test_export_schedule_json_nanotron_and_per_phase_formats():
     assert err.value.field == "max_epochs"
     with pytest.raises(InputError, match="start at 0"):
         bm.export_schedule([(0.5, {"a": 1.0})])
+
+
+def test_review_fixes_phase_tables_and_exports(tmp_path):
+    phases = pd.DataFrame({"run": ["x", "x"], "start": [0.0, 0.5], "mix_a": [1.0, 0.9], "mix_b": [0.0, 0.6]})
+    losses = pd.DataFrame({"run": ["x"], "a": [2.0]})
+    with pytest.raises(InputError) as err:
+        bm.PhaseTable.from_phases(phases, losses)
+    assert "renormalise" not in str(err.value) and "sum to 1" in str(err.value)
+    # a ledger given by its path; runs of two lengths are refused until one is chosen
+    ledger = Ledger(tmp_path / "l.sqlite")
+    for run_id, steps in (("a", 40), ("b", 40), ("c", 80)):
+        ledger.add_run(RunRecord(run_id, {"a": 1.0}, "m", {}, {"steps": steps}, 1, 1, 6.0, 0, 0, "c", "t"))
+        ledger.record_eval(run_id, steps, 400, {"a": (2.0, 1.0)})
+        ledger.set_status(run_id, "finished")
+    with pytest.raises(InputError, match="several models or lengths") as err:
+        bm.PhaseTable.from_ledger(str(tmp_path / "l.sqlite"))
+    assert "steps=40" in str(err.value)
+    assert bm.PhaseTable.from_ledger(tmp_path / "l.sqlite", steps=40).runs.n_runs == 2
+    with pytest.raises(InputError) as err:
+        bm.PhaseTable.from_ledger(ledger, ["nope"], steps=40)
+    assert err.value.field == "domains"
+    written = bm.export_schedule(SCHEDULE, "yaml").write(tmp_path / "schedule.yaml")
+    assert yaml.safe_load(written.read_text())["phases"][1]["start"] == 0.8

@@ -69,6 +69,14 @@ def loop_cmd(
             if value is not None and value < 1:
                 raise InputError(name, f"is {value}", "give an integer >= 1")
         proj = Project(project)
+        if not proj.study.settings.get("project"):
+            raise InputError(
+                "PROJECT",
+                f"{project}/study.yaml has no project: section, so the loop would train runs at default "
+                f"sizes {list(proj.settings.sizes)} and {proj.settings.steps} steps",
+                "add a project: section to study.yaml (sizes, steps, n_suggest, ...; see the Project docs), "
+                "or start one with bayesmix quickstart",
+            )
         chosen = executor_from_options(project, *options)
         note(f"Running the design loop of {project} on the {chosen.backend} executor")
         with chosen:

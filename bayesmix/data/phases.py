@@ -14,6 +14,7 @@ trained elsewhere (:meth:`PhaseTable.from_phases`).
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -75,7 +76,9 @@ def phase_mixture_rows(mixtures: Sequence[Any], train_domains: Sequence[str], wh
         if not isinstance(mixture, Mapping):
             raise InputError(where, f"phase mixture {mixture!r} is not a mapping", "give {domain: share, ...}")
         rows.append({**dict.fromkeys(train_domains, 0.0), **dict(mixture)})
-    return validate_mixtures(pd.DataFrame(rows), train_domains, field_name=where).to_numpy()
+    return validate_mixtures(
+        pd.DataFrame(rows), train_domains, field_name=where, sum_fix="give each phase shares that sum to 1"
+    ).to_numpy()
 
 
 @dataclass(frozen=True)
@@ -222,28 +225,61 @@ class PhaseTable:
         return cls.from_schedules(schedules, loss_table, [c[len(mixture_prefix) :] for c in mix_columns])
 
     @classmethod
-    def from_ledger(cls, ledger: Ledger, domains: Sequence[str] | None = None) -> PhaseTable:
+    def from_ledger(
+        cls,
+        ledger: Ledger | str | os.PathLike[str],
+        domains: Sequence[str] | None = None,
+        *,
+        model: str | None = None,
+        steps: int | None = None,
+    ) -> PhaseTable:
         """The finished runs of a study's ledger at their last evaluation.
 
         Parameters
         ----------
         ledger
-            The study's ledger; multi-phase runs carry their phases (:attr:`RunRecord.phases`).
+            The study's ledger (or its ``ledger.sqlite`` path); multi-phase runs carry their
+            phases (:attr:`RunRecord.phases`).
         domains
             Validation domains to keep (default: every evaluated domain).
+        model, steps
+            Keep only the runs of this ladder entry and of this many steps. Runs of several
+            models or lengths are refused without them: the phase law has no model size or
+            training length, so it would read their differences as mixture effects.
 
         Raises
         ------
         InputError
-            No finished runs, or runs evaluated on different domains.
+            No finished runs (after the filters), runs of several models or lengths, unknown
+            domains, or runs evaluated on different domains.
         """
-        records = ledger.runs("finished")
+        from bayesmix.data.ledger import Ledger
+
+        if not isinstance(ledger, Ledger):
+            if not isinstance(ledger, (str, os.PathLike)) or not os.path.isfile(ledger):
+                raise InputError("ledger", f"got {ledger!r}", "give a Ledger or the path of a study's ledger.sqlite")
+            ledger = Ledger(ledger)
+        records = [
+            r
+            for r in ledger.runs("finished")
+            if (model is None or r.model_name == model) and (steps is None or int(r.train_config["steps"]) == steps)
+        ]
         if not records:
-            raise InputError("ledger", "has no finished runs", "train runs first (bayesmix sweep)")
+            raise InputError("ledger", "has no finished runs (with these filters)", "train runs first (bayesmix sweep)")
+        kinds = sorted({(r.model_name, int(r.train_config["steps"])) for r in records})
+        if len(kinds) > 1:
+            raise InputError(
+                "ledger",
+                f"holds runs of several models or lengths {kinds}",
+                f"choose one with model= and steps=, e.g. model={kinds[0][0]!r}, steps={kinds[0][1]}",
+            )
         evals = ledger.evals()
         last = evals[evals.step == evals.groupby("run").step.transform("max")]
         losses = last.pivot(index="run", columns="domain", values="loss").loc[[r.id for r in records]]
         if domains is not None:
+            unknown = [d for d in domains if d not in losses.columns]
+            if unknown:
+                raise InputError("domains", f"{unknown} were not evaluated", f"use some of {list(losses.columns)}")
             losses = losses[list(domains)]
         if losses.isna().any().any():
             raise InputError("ledger", "runs were evaluated on different domains", "pass domains= evaluated in every run")

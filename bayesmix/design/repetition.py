@@ -12,6 +12,7 @@ so the proxies measure the repetition the decision is about. Write the result as
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 
 from bayesmix.errors import InputError
@@ -49,19 +50,19 @@ def repetition_matched_budgets(
         Non-positive or non-finite numbers, or ``bytes_per_token`` missing a domain.
     """
     for name, value in (("target_tokens", target_tokens), ("proxy_tokens", proxy_tokens)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not (math.isfinite(value) and value > 0):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
             raise InputError(name, f"got {value!r}", "give a positive number of tokens, e.g. 1e9")
     if not isinstance(available_tokens, Mapping) or not available_tokens:
         raise InputError("available_tokens", f"got {available_tokens!r}", "give {domain: unique tokens}")
     out = {}
     for domain, tokens in available_tokens.items():
-        if isinstance(tokens, bool) or not isinstance(tokens, int | float) or not (math.isfinite(tokens) and tokens > 0):
+        if isinstance(tokens, bool) or not isinstance(tokens, numbers.Real) or not (math.isfinite(tokens) and tokens > 0):
             raise InputError("available_tokens", f"{domain!r}: {tokens!r}", "give each domain's unique tokens (> 0)")
         value = tokens * proxy_tokens / target_tokens
         if bytes_per_token is not None:
             rate = bytes_per_token.get(domain) if isinstance(bytes_per_token, Mapping) else bytes_per_token
-            if isinstance(rate, bool) or not isinstance(rate, int | float) or not (math.isfinite(rate) and rate > 0):
+            if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not (math.isfinite(rate) and rate > 0):
                 raise InputError("bytes_per_token", f"{domain!r}: {rate!r}", "give the corpus's bytes per token (> 0), e.g. 4.2")
             value *= rate
-        out[str(domain)] = max(1, round(value))
+        out[str(domain)] = max(1, round(float(value)))
     return out

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -559,8 +560,9 @@ def predict_downstream(
         if loss is None:
             raise InputError("loss", "is missing for a link fit", "give the validation loss per target, e.g. [2.9, 3.1]")
         x = np.atleast_1d(np.asarray(loss, dtype=float))
-        if x.ndim != 1 or not np.all(np.isfinite(x)):
-            raise InputError("loss", f"got shape {x.shape}", "give one finite validation loss per target")
+        if x.ndim != 1 or not np.all(np.isfinite(x)) or np.any(x <= 0):
+            raise InputError("loss", f"got {x.tolist()}", "give one finite validation loss (nats/token, > 0) per target")
+        _warn_outside(x, info)
         if output != "accuracy":
             raise InputError("output", "a link fit predicts accuracy only", "use output='accuracy'")
         n = len(x)
@@ -577,6 +579,7 @@ def predict_downstream(
                 raise InputError("loss", f"got shape {x.shape}", f"give task losses (BPB > 0) shaped (target, {len(tasks)})")
             if output != "accuracy":
                 raise InputError("output", "with loss= only step 2 runs", "use output='accuracy'")
+            _warn_outside(x, info)
             n = x.shape[0]
             efolds = _efolds_or_zero(info, model_size, tokens, n)
             params = link_parameters(idata, max_draws, seed)
@@ -621,6 +624,19 @@ def predict_downstream(
         out = xr.concat([out, mean.expand_dims(task=["average"])], dim="task")
         out.name = output
     return out
+
+
+def _warn_outside(loss: np.ndarray, info: Mapping[str, Any]) -> None:
+    """Warn when losses lie outside the range the link was fitted on (the sigmoid is extrapolated)."""
+    low, high = info.get("loss_range", [-np.inf, np.inf])
+    outside = loss[(loss < low) | (loss > high)]
+    if outside.size:
+        warnings.warn(
+            f"loss {outside.tolist()} lies outside the losses the link was fitted on ({low:.3g} to {high:.3g}): "
+            "the accuracy there is the sigmoid's extrapolation, which the ladder did not test",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _size_offset(info: Mapping[str, Any], model_size: Any, n: int) -> np.ndarray:

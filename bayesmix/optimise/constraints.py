@@ -161,6 +161,12 @@ def build_box(
     if tokens_sd is not None:
         if tokens is None:
             raise InputError("tokens_sd", "is given without tokens", "give the tokens each domain has too")
+        if max_epochs is None:
+            raise InputError(
+                "tokens_sd",
+                "tightens an epoch cap, and no cap is set (a repetition-aware law prices repetition instead)",
+                "give max_epochs too, e.g. max_epochs=4",
+            )
         if not (isinstance(epochs_prob, int | float) and 0.5 <= epochs_prob < 1):
             raise InputError("epochs_prob", f"got {epochs_prob!r}", "give a probability in [0.5, 1), e.g. 0.9")
         sds = tokens_sd if isinstance(tokens_sd, Mapping) else dict.fromkeys(tokens, tokens_sd)

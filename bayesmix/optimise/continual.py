@@ -118,11 +118,15 @@ def critical_proportion(
     if not (engine_number(level) and 0 < float(level) < 1):
         raise InputError("level", f"got {level!r}", "give a probability in (0, 1), e.g. 0.9")
     draws = LawDraws.from_idata(idata, max_draws=max_draws, seed=seed)
+    for name, field in ((new, "new"), (original, "original")):
+        if name not in draws.train_domains and not (field == "original" and base is not None):
+            raise InputError(field, f"unknown training domain {name!r}", f"use one of {list(draws.train_domains)}")
+    if new == original:
+        raise InputError("new", f"is the original domain {new!r}", "give the domain whose share is raised")
+    if loss_domain is None and original not in draws.domains:
+        raise InputError("loss_domain", f"{original!r} is not a validation domain of the fit", f"give one of {list(draws.domains)}")
     constraint = LossConstraint(loss_domain or original, float(threshold), float(prob))
     check_loss_constraints([constraint], draws.domains)
-    for name, field in ((new, "new"), (original, "original")):
-        if name not in draws.train_domains:
-            raise InputError(field, f"unknown training domain {name!r}", f"use one of {list(draws.train_domains)}")
     start = one_mixture(base if base is not None else {original: 1.0}, draws.train_domains, "base")
     end = np.eye(len(draws.train_domains))[draws.train_domains.index(new)]
     column = draws.domains.index(constraint.domain)

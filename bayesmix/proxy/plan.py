@@ -13,7 +13,8 @@ column per domain (the layout the designer writes). Runs without an id get
 
 A multi-phase run (a pretraining mixture, then another for the last part of training, as in
 mid-training or annealing) gives ``phases`` instead of ``mixture`` in YAML/JSON: each phase a
-mixture and the optimizer step it starts at (the first at 0)::
+mixture and the optimizer step it starts at (the first at 0; a number below 1 is a fraction of
+the run's steps)::
 
     runs:
       - {id: p01, phases: [{start: 0, mixture: {legal: 0.5, code: 0.5}},
@@ -184,8 +185,14 @@ def _check_phases(
             start, mixture = phase
         else:
             raise InputError(f"phases[{i}]", f"got {phase!r}", fix)
+        if isinstance(start, numbers.Real) and not isinstance(start, bool) and 0 < start < 1:
+            start = round(start * steps)  # a fraction of the run's steps, as on the command line
         if not _integral(start):
-            raise InputError(f"phases[{i}].start", f"is {start!r}", "give the optimizer step the phase starts at")
+            raise InputError(
+                f"phases[{i}].start",
+                f"is {start!r}",
+                "give the optimizer step the phase starts at, or a fraction of the steps below 1 (e.g. 0.8)",
+            )
         out.append((int(start), _check_mixture(mixture)))
     starts = [s for s, _ in out]
     if starts[0] != 0 or any(b <= a for a, b in pairwise(starts)) or starts[-1] >= steps:
@@ -193,7 +200,7 @@ def _check_phases(
             "phases",
             f"start at steps {starts} for a run of {steps} steps",
             "start the first phase at 0 and each later one at a larger step below steps, e.g. "
-            f"[0, {max(1, steps * 3 // 4)}]",
+            f"{[round(steps * k / len(starts)) for k in range(len(starts))]}",
         )
     return tuple(out)
 

@@ -108,3 +108,8 @@ def test_two_phase_run_switches_records_and_resumes(tiny_data, tiny_spec, tmp_pa
     record = ledger.get_run(run.id)
     assert record.phases == [(0, {"code": 0.2, "legal": 0.8}), (9, {"dialogue": 1.0})]
     assert record.mixture == pytest.approx(run.mixture)
+
+
+def test_plan_phase_starts_may_be_fractions_of_the_steps():
+    run = RunSpec.make(None, "tiny", steps=200, phases=[{"start": 0, "mixture": {"legal": 1}}, {"start": 0.8, "mixture": {"code": 1}}])
+    assert run.phases[1][0] == 160

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from bayesmix.errors import InputError
-from bayesmix.optimise.export.api import FORMATS, Export, export_mixture
+from bayesmix.optimise.export.api import FORMATS, Export, export_mixture, write_atomic
 from bayesmix.optimise.export.frameworks import nanotron_config
 from bayesmix.optimise.export.shares import export_shares
 from bayesmix.optimise.export.tokens import RepetitionWarning, parse_tokens, read_available
@@ -50,6 +52,10 @@ class ScheduleExport:
     starts: list[float]
     phases: list[Export]
     epochs: dict[str, float] | None = None
+
+    def write(self, path: str | os.PathLike[str]) -> Path:
+        """Write :attr:`text` to ``path`` atomically."""
+        return write_atomic(path, self.text)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: format, phases (start, mixture, tokens), epochs and text."""

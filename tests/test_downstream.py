@@ -429,3 +429,11 @@ def test_link_losses_outside_the_fitted_range_warn_and_nonsense_is_refused(link)
     with pytest.raises(InputError) as err:
         bm.predict_downstream(link, loss=[-1.0], max_draws=20)
     assert err.value.field == "loss"
+
+
+def test_a_link_fit_saves_and_loads(link, tmp_path):
+    loaded = bm.load(bm.save(link, tmp_path / "link.nc"))
+    np.testing.assert_array_equal(
+        bm.predict_downstream(loaded, loss=[3.0], seed=1, max_draws=30).to_numpy(),
+        bm.predict_downstream(link, loss=[3.0], seed=1, max_draws=30).to_numpy(),
+    )

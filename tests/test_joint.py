@@ -130,3 +130,10 @@ def test_without_available_tokens_the_model_is_unchanged():
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in model.initial_point().items()}
     assert model.compile_logp()(point) == pytest.approx(-361.95863716332155, rel=1e-10)
+
+
+def test_a_joint_fit_saves_and_loads(joint, tmp_path):
+    fit = joint[-1]
+    loaded = bm.load(bm.save(fit, tmp_path / "joint.nc"))
+    assert loaded.posterior.attrs["bayesmix_joint"] == fit.posterior.attrs["bayesmix_joint"]
+    np.testing.assert_array_equal(loaded.posterior["t"].to_numpy(), fit.posterior["t"].to_numpy())

@@ -230,3 +230,13 @@ def test_review_fixes_phase_tables_and_exports(tmp_path):
     assert err.value.field == "domains"
     written = bm.export_schedule(SCHEDULE, "yaml").write(tmp_path / "schedule.yaml")
     assert yaml.safe_load(written.read_text())["phases"][1]["start"] == 0.8
+
+
+def test_a_phase_law_fit_saves_and_loads(simulated_fit, tmp_path):
+    fit, _, _ = simulated_fit
+    path = bm.save(fit, tmp_path / "phase.nc")
+    loaded = bm.load(path)
+    fresh = _schedules(3, 5)
+    np.testing.assert_array_equal(bm.predict_schedule(loaded, fresh).to_numpy(), bm.predict_schedule(fit, fresh).to_numpy())
+    with pytest.raises(bm.IncompatibleFileError, match="no law spec"):
+        bm.load(path, expected=bm.MixingLaw())

@@ -63,6 +63,10 @@ def _sidecar(path: Path) -> Path:
 def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
     """Write a fit to ``path`` (netCDF, ``.nc`` added if missing) and its JSON sidecar.
 
+    Any fit of :func:`bayesmix.fit`, :func:`~bayesmix.joint_at`, :func:`~bayesmix.fit_joint`,
+    :func:`~bayesmix.fit_schedule`, :func:`~bayesmix.fit_downstream` or
+    :func:`~bayesmix.fit_downstream_link`; the sidecar holds its spec (or its settings).
+
     Both files are written under temporary names first; the previous netCDF is kept as
     ``<name>.nc.prev`` until the new sidecar (the commit point) is in place, so a save killed at
     any moment leaves either the new fit or the previous one loadable (:func:`load` falls back
@@ -83,8 +87,12 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
     if path.suffix != ".nc":
         path = path.with_suffix(path.suffix + ".nc") if path.suffix else path.with_suffix(".nc")
     attrs = getattr(idata, "posterior", None)
-    if attrs is None or "bayesmix_spec" not in idata.posterior.attrs:
-        raise InputError("idata", "is not a bayesmix fit", "save the result of bayesmix.fit")
+    if attrs is None or _fit_kind(idata) is None:
+        raise InputError(
+            "idata",
+            "is not a bayesmix fit",
+            "save the result of bayesmix.fit, fit_joint, fit_schedule, fit_downstream or fit_downstream_link",
+        )
     temporary = path.with_name(path.name + ".tmp")
     sidecar_temporary = _sidecar(path).with_name(_sidecar(path).name + ".tmp")
     try:
@@ -104,11 +112,15 @@ def save(idata: _arviz.InferenceData, path: str | os.PathLike[str]) -> Path:
 def _save_pair(idata: _arviz.InferenceData, path: Path, temporary: Path, sidecar_temporary: Path) -> None:
     """Write both files under temporary names, then move them into place (see :func:`save`)."""
     _arviz.to_netcdf(idata, str(temporary))
-    spec = ModelSpec.from_json(idata.posterior.attrs["bayesmix_spec"])
+    kind = _fit_kind(idata)
+    if kind == SPEC_KEY:
+        spec = ModelSpec.from_json(idata.posterior.attrs[SPEC_KEY])
+        described: dict[str, Any] = {"spec": json.loads(spec.to_json()), "spec_hash": spec.hash}
+    else:  # a joint, phase-law or downstream fit: its settings (which rebuild its law) are the spec
+        described = {"kind": kind, "settings": json.loads(idata.posterior.attrs[kind])}
     sidecar = {
         "format": FILE_FORMAT,
-        "spec": json.loads(spec.to_json()),
-        "spec_hash": spec.hash,
+        **described,
         "fitted_with": json.loads(idata.posterior.attrs.get("bayesmix_versions", "{}")),
         "saved_with": package_versions(),
         "netcdf": path.name,
@@ -123,6 +135,20 @@ def _save_pair(idata: _arviz.InferenceData, path: Path, temporary: Path, sidecar
     os.replace(temporary, path)
     os.replace(sidecar_temporary, _sidecar(path))
     previous.unlink(missing_ok=True)
+
+
+#: the attribute of an ordinary fit's spec, and those of the fits that store their own settings
+SPEC_KEY = "bayesmix_spec"
+OTHER_KINDS = ("bayesmix_joint", "bayesmix_schedule", "bayesmix_downstream")
+
+
+def _fit_kind(idata: _arviz.InferenceData) -> str | None:
+    """The attribute that describes the fit: its spec, or a joint / phase-law / downstream fit's settings."""
+    attrs = idata.posterior.attrs
+    for key in (SPEC_KEY, *OTHER_KINDS):
+        if key in attrs:
+            return key
+    return None
 
 
 def _previous(path: Path) -> Path:
@@ -141,9 +167,12 @@ def load(
     Parameters
     ----------
     path
-        The ``.nc`` path (or its ``.json`` sidecar).
+        The ``.nc`` path (or its ``.json`` sidecar). Fits of :func:`bayesmix.fit`,
+        :func:`~bayesmix.fit_joint`, :func:`~bayesmix.fit_schedule`, :func:`~bayesmix.fit_downstream`
+        and :func:`~bayesmix.fit_downstream_link` all load.
     expected
-        If given, the file must hold a fit of this spec (or of this law).
+        If given, the file must hold a fit of this spec (or of this law); only for fits of
+        :func:`bayesmix.fit` (and :func:`~bayesmix.joint_at`).
     allow_other_version
         Accept a file written by another bayesmix version (its spec must still match).
 
@@ -169,7 +198,10 @@ def load(
     try:
         sidecar: dict[str, Any] = json.loads(sidecar_path.read_text())
         file_format = sidecar["format"]
-        spec = ModelSpec.from_json(json.dumps(sidecar["spec"]))
+        kind = sidecar.get("kind", SPEC_KEY)
+        if kind not in (SPEC_KEY, *OTHER_KINDS):
+            raise ValueError(f"unknown kind {kind!r}")
+        spec = ModelSpec.from_json(json.dumps(sidecar["spec"])) if kind == SPEC_KEY else None
         checksum = sidecar["netcdf_sha256"]
     except (ValueError, KeyError, TypeError) as exc:
         raise IncompatibleFileError(f"{sidecar_path} is not a valid bayesmix sidecar ({exc})") from None
@@ -206,11 +238,18 @@ def load(
         )
     try:
         idata = _arviz.from_netcdf(str(path))
-        inner = idata.posterior.attrs["bayesmix_spec"]
+        inner = idata.posterior.attrs[kind]
     except Exception as exc:  # any read failure means the file is not a usable fit
         raise IncompatibleFileError(
             f"{path} could not be read as a bayesmix fit ({type(exc).__name__}: {exc})"
         ) from None
+    if spec is None:
+        if json.loads(inner) != sidecar.get("settings"):
+            raise IncompatibleFileError(f"{path} holds other settings than its sidecar {sidecar_path.name}")
+        _check_finite(idata, path)
+        if expected is not None:
+            raise IncompatibleFileError(f"{path} holds a {kind[len('bayesmix_'):]} fit, which has no law spec to compare")
+        return idata
     if ModelSpec.from_json(inner).hash != spec.hash:
         raise IncompatibleFileError(f"{path} holds another spec than its sidecar {sidecar_path.name}")
     _check_finite(idata, path)

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA
 
 import bayesmix as bm
 from bayesmix.data.simulate import random_law, simulate_runs
@@ -437,3 +438,22 @@ def test_a_link_fit_saves_and_loads(link, tmp_path):
         bm.predict_downstream(loaded, loss=[3.0], seed=1, max_draws=30).to_numpy(),
         bm.predict_downstream(link, loss=[3.0], seed=1, max_draws=30).to_numpy(),
     )
+
+
+def test_ladder_and_target_inputs_are_refused_by_name():
+    from bayesmix.data.simulate import random_law  # any object that is not a link fit
+
+    with pytest.raises(InputError) as err:
+        DownstreamTarget(random_law(2, seed=0))
+    assert err.value.field == "link"
+    folder = SHARED_DATA / "olmo_ladder"
+    if not folder.exists():
+        pytest.skip("../shared/data/olmo_ladder is not next to this checkout")
+    ckpt = pd.read_csv(folder / "ladder_checkpoints.csv")
+    long = pd.read_csv(folder / "ladder_tasks_long.csv")
+    with pytest.raises(InputError) as err:
+        bm.LadderData.from_olmo(ckpt, long, tasks={"arc": ("arc_challenge", "test", 1.0)})
+    assert err.value.field == "tasks" and "[('arc_challenge'" in str(err.value)
+    with pytest.raises(InputError) as err:
+        bm.LadderData.from_olmo(ckpt, long, tasks={"arc": [("arc_challenge", "test", 1.0)]}, chance={"arc": 1.5})
+    assert err.value.field == "chance"

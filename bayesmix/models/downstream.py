@@ -206,8 +206,11 @@ class LadderData:
         long = tasks_long.assign(run=tasks_long["run"].astype(str))
         loss_cols, acc_cols = {}, {}
         for name, parts in tasks.items():
-            if not parts:
-                raise InputError("tasks", f"task {name!r} has no parts", "give (task, split, weight) parts")
+            fix = f"give a list of (task, split, weight) parts, e.g. {name!r}: [('arc_challenge', 'test', 1.0)]"
+            if not parts or isinstance(parts, (str, tuple)) or not all(
+                isinstance(p, (tuple, list)) and len(p) == 3 for p in parts
+            ):
+                raise InputError("tasks", f"task {name!r} has parts {parts!r}", fix)
             loss_sum = np.zeros(len(ckpt))
             acc_sum = np.zeros(len(ckpt))
             total = 0.0
@@ -241,6 +244,9 @@ class LadderData:
         chance: Mapping[str, float],
     ) -> LadderData:
         """Drop checkpoints with a missing task value, sort, and build the object."""
+        bad = {t: c for t, c in chance.items() if not 0 <= c < 1}
+        if bad:
+            raise InputError("chance", f"levels {bad} are not accuracies in [0, 1)", "give each task's chance accuracy, e.g. 0.25")
         complete = np.isfinite(task_loss.to_numpy(dtype=float)).all(axis=1) & np.isfinite(
             accuracy.to_numpy(dtype=float)
         ).all(axis=1)

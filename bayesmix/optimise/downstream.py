@@ -83,7 +83,12 @@ class DownstreamTarget:
         from bayesmix.inference import downstream as ds
         from bayesmix.inference.predict import check_seed
 
-        info = ds.downstream_info(link)
+        try:
+            info = ds.downstream_info(link)
+        except InputError:
+            raise InputError(
+                "link", "is not a downstream link fit", "pass the result of bm.fit_downstream_link(data, loss=...)"
+            ) from None
         if info["kind"] != "link":
             raise InputError(
                 "link",

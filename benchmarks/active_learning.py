@@ -44,8 +44,35 @@ recommendation minus the true optimum. ``nested_compute_to_match``: the smallest
 budgets measured) at which a strategy's mean regret is at most ``random_large``'s at the largest
 budget.
 
+ScaleBench mixture-law task (part ``scalebench``)
+------------------------------------------------
+The 5-domain task of ScaleBench (../shared/data/scalebench_mixture, its README has the protocol):
+4 model sizes (70M, 160M, 305M, 410M), 20 candidate runs per size (split ``train``), cost 1 per
+run, budgets 20% / 35% / 50% = 4 / 7 / 10 runs per size. Score: R^2 of the predicted losses of the
+target region (split ``test``: 6 mixtures x 5 domain losses x 4 sizes = 120 values pooled),
+clipped to [-1, 1]; a failed fit counts as -1.
+
+The law that scores every strategy is the same: the joint mixture x size law
+(:func:`bayesmix.fit_joint`, short NUTS chains: ``SB_FIT``) on the runs bought at all 4 sizes, read
+at each size (:func:`bayesmix.joint_at`), posterior-mean prediction at the target mixtures.
+Strategies, per seed:
+
+* ``random``: a uniformly random order of the candidates of each size; the first 4 / 7 / 10;
+* ``oneshot``: greedy maximin over the candidate mixtures of each size (from a random first
+  candidate), chosen before any loss is seen; the first 4 / 7 / 10;
+* ``designer``: sequential. Its first ``SB_INITIAL`` runs per size are the one-shot design's;
+  then one run per size per step, chosen by :func:`bayesmix.design.region_variance_batch` (the
+  expected reduction of the posterior variance of the 120 target-region predictions, each run
+  revealing its 5 domain losses) on the draws of a cheap surrogate, :class:`BootstrapLaw` fitted
+  per domain over the 4 sizes (its multi-scale fit), until the joint law can be fitted (14 runs);
+  from 4 runs per size on, batches of 3 runs per size chosen on the draws of the joint NUTS
+  posterior itself (the fit that scores the checkpoint). The target mixtures are known to the
+  designer (as in the task's protocol); their losses are not.
+
+``all data``: the same law on all 20 runs per size (the published "All Data" reference).
+
 Usage: ``python benchmarks/active_learning.py [--quick] [--seeds K] [--nested-seeds K]
-[--parts pool,nested] [--explore share]``; the last line is one JSON object.
+[--sb-seeds K] [--parts pool,nested,scalebench] [--explore share]``; the last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -53,15 +80,24 @@ from __future__ import annotations
 import argparse
 import math
 import time
+import warnings
 
 import numpy as np
+import pandas as pd
 from _common import SHARED_DATA, machine, print_json, print_table, timed
 from scipy.stats import spearmanr
 
 import bayesmix as bm
 from bayesmix.data.simulate import random_law
 from bayesmix.data.simulate_curves import random_nested_truth
-from bayesmix.design import ACQUISITIONS, BootstrapLaw, Designer, feasible_candidates
+from bayesmix.design import (
+    ACQUISITIONS,
+    BootstrapLaw,
+    Designer,
+    feasible_candidates,
+    maximin_select,
+    region_variance_batch,
+)
 from bayesmix.optimise import build_box
 
 TARGET = "pile_cc"
@@ -75,6 +111,16 @@ UNIT = 6 * LARGE["model_size"] * LARGE["tokens"]
 SHIFT = 2.0
 NESTED_BATCH = 4
 N_NESTED_DOMAINS = 4
+# ScaleBench mixture-law task: sizes, domains (the README's order), budgets (runs per size) and the scoring fit
+SCALEBENCH = SHARED_DATA / "scalebench_mixture"
+SB_SIZES = {"70M": 7e7, "160M": 1.6e8, "305M": 3.05e8, "410M": 4.1e8}
+SB_DOMAINS = ["academic", "prose", "dialogue", "symbolic", "internet"]
+SB_BUDGETS = {0.2: 4, 0.35: 7, 0.5: 10}
+SB_INITIAL = 2
+SB_FIT = {"draws": 100, "tune": 150, "chains": 2}
+SB_JOINT_BATCH = 3
+# run-noise variance floor of the BootstrapLaw surrogate (sd 0.01 nats), whose fits on few runs interpolate
+SB_NOISE_FLOOR = 1e-4
 
 
 def load(split: str) -> bm.RunTable:
@@ -356,20 +402,231 @@ def run_pool(args, surrogate: BootstrapLaw, ask_seconds: list[float]) -> dict:
     }
 
 
+class ScaleBench:
+    """The ScaleBench mixture-law task: candidates and target region per size (module docstring)."""
+
+    def __init__(self):
+        frame = pd.read_csv(SCALEBENCH / "domain_mixture_scaling_law.csv")
+        mix = [f"proportion_domain_{k}" for k in range(1, 6)]
+        loss = [f"loss_domain_{k}" for k in range(1, 6)]
+        self.sizes = list(SB_SIZES)
+        parts = {}
+        for split in ("train", "test"):
+            rows = frame[frame["split"] == split].sort_values("row")
+            parts[split] = [rows[rows["group"] == g] for g in self.sizes]
+        self.mixtures = np.stack([r[mix].to_numpy() for r in parts["train"]])  # (size, 20, 5)
+        self.losses = np.stack([r[loss].to_numpy() for r in parts["train"]])
+        self.target_mixtures = np.stack([r[mix].to_numpy() for r in parts["test"]])  # (size, 6, 5)
+        self.target_losses = np.stack([r[loss].to_numpy() for r in parts["test"]])
+        published = pd.read_csv(SCALEBENCH / "published_r2_domain.csv")
+        self.published = {(r.method, float(r.budget_fraction)): float(r.r2_mean) for r in published.itertuples()}
+
+    def table(self, chosen: list[np.ndarray]) -> bm.RunTable:
+        """The runs ``chosen[s]`` (candidate indices) of every size as one RunTable with ``model_size``."""
+        frames = []
+        for s, size in enumerate(self.sizes):
+            idx = np.asarray(chosen[s], dtype=int)
+            wide = pd.DataFrame(self.mixtures[s, idx], columns=[f"mix_{d}" for d in SB_DOMAINS])
+            for j, d in enumerate(SB_DOMAINS):
+                wide[d] = self.losses[s, idx, j]
+            wide["model_size"] = SB_SIZES[size]
+            wide["run"] = [f"{size}_{i}" for i in idx]
+            frames.append(wide)
+        return bm.RunTable.from_wide(pd.concat(frames, ignore_index=True))
+
+    def fit(self, chosen: list[np.ndarray], seed: int) -> dict:
+        """The scoring law on ``chosen``: target-region R^2 and the draws the designer uses.
+
+        Returns ``r2``, ``draws`` ``(sample, size, 26, domain)`` (the 20 candidates then the 6
+        targets of every size), ``noise`` ``(size, domain)`` (the Student-t noise variance),
+        ``healthy`` and ``seconds``; a failed fit gives ``r2 = -1`` and ``draws = None``.
+        """
+        started = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                idata = bm.fit_joint(self.table(chosen), seed=seed, **SB_FIT)
+                draws, noise = [], []
+                for s, size in enumerate(self.sizes):
+                    at = bm.joint_at(idata, SB_SIZES[size])
+                    mixtures = pd.DataFrame(np.vstack([self.mixtures[s], self.target_mixtures[s]]), columns=SB_DOMAINS)
+                    pred = bm.predict(at, mixtures, kind="mean").sel(domain=SB_DOMAINS)
+                    draws.append(pred.transpose("sample", "mixture", "domain").to_numpy())
+                    sigma = at.posterior["sigma"].sel(domain=SB_DOMAINS).to_numpy().reshape(-1, len(SB_DOMAINS))
+                    noise.append((sigma**2).mean(axis=0) * 5.0 / 3.0)  # Student-t, nu = 5
+            draws = np.stack(draws, axis=1)
+            mean = draws[:, :, 20:, :].mean(axis=0)
+            health = bm.inference.joint.joint_health(idata)
+            healthy = bool(getattr(health, "ok", False))
+        except Exception as error:  # a failed fit scores -1, as in the task's protocol
+            print(f"    fit failed: {type(error).__name__}: {error}")
+            return {"r2": -1.0, "draws": None, "noise": None, "healthy": False,
+                    "seconds": time.perf_counter() - started}
+        return {"r2": self.r2(mean), "draws": draws, "noise": np.array(noise), "healthy": healthy,
+                "seconds": time.perf_counter() - started}
+
+    def r2(self, predicted: np.ndarray) -> float:
+        """Pooled target-region R^2 of ``predicted`` ``(size, 6, domain)``, clipped to [-1, 1]."""
+        y = self.target_losses
+        value = 1.0 - float(((predicted - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
+        return float(np.clip(value, -1.0, 1.0)) if np.isfinite(value) else -1.0
+
+    def oneshot(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Greedy maximin order of every size's candidates, from a random first candidate."""
+        out = []
+        for s in range(len(self.sizes)):
+            first = int(rng.integers(20))
+            rest = maximin_select(self.mixtures[s], 19, existing=self.mixtures[s, [first]])
+            out.append(np.r_[first, rest])
+        return out
+
+    def bootstrap_draws(self, chosen: list[np.ndarray], surrogate: BootstrapLaw, seed: int):
+        """Draws ``(sample, size, 26, domain)`` and noise ``(domain,)`` of the per-domain multi-scale BootstrapLaw."""
+        mixtures = np.vstack([self.mixtures[s, c] for s, c in enumerate(chosen)])
+        scales = np.concatenate([np.full(len(c), s) for s, c in enumerate(chosen)])
+        n_sizes = len(self.sizes)
+        grid = np.vstack([np.vstack([self.mixtures[s], self.target_mixtures[s]]) for s in range(n_sizes)])
+        grid_scale = np.repeat(np.arange(n_sizes), 26)
+        draws, noise = [], []
+        for j in range(len(SB_DOMAINS)):
+            y = np.concatenate([self.losses[s, c, j] for s, c in enumerate(chosen)])
+            post = surrogate.fit(mixtures, y, seed=seed, scales=scales, n_scales=n_sizes, target_scale=n_sizes - 1)
+            draws.append(post.predict(grid, scale=grid_scale).reshape(-1, n_sizes, 26))
+            noise.append(max(post.noise_var, SB_NOISE_FLOOR))
+        return np.stack(draws, axis=-1), np.array(noise)
+
+    def choose(self, draws: np.ndarray, noise: np.ndarray, chosen: list[np.ndarray], per_size: int) -> list[np.ndarray]:
+        """``per_size`` more runs per size by :func:`region_variance_batch` on ``draws``."""
+        n_sizes = len(self.sizes)
+        samples = draws.shape[0]
+        candidates = draws[:, :, :20, :].reshape(samples, n_sizes * 20, len(SB_DOMAINS))
+        region = draws[:, :, 20:, :].reshape(samples, -1)
+        noise = np.broadcast_to(noise, (n_sizes, len(SB_DOMAINS)))
+        exclude = np.concatenate([s * 20 + np.asarray(c, dtype=int) for s, c in enumerate(chosen)])
+        picks = region_variance_batch(candidates, region, np.repeat(noise, 20, axis=0), [per_size] * n_sizes,
+                                      groups=np.repeat(np.arange(n_sizes), 20), exclude=exclude)
+        out = [list(c) for c in chosen]
+        for p in picks:
+            out[p // 20].append(int(p % 20))
+        return [np.asarray(c, dtype=int) for c in out]
+
+
+def scalebench_designer(task: ScaleBench, order: list[np.ndarray], surrogate: BootstrapLaw, seed: int,
+                        steps: list[dict]) -> dict[int, dict]:
+    """The designer's runs up to the largest budget; the scoring fit at every budget (module docstring)."""
+    chosen = [o[:SB_INITIAL] for o in order]
+    fits: dict[int, dict] = {}
+    budgets = sorted(SB_BUDGETS.values())
+    while len(chosen[0]) < max(budgets):
+        n = len(chosen[0])
+        started = time.perf_counter()
+        if n < budgets[0]:
+            draws, noise = task.bootstrap_draws(chosen, surrogate, seed)
+            per_size, kind, fit_seconds = 1, "bootstrap", 0.0
+        else:
+            fit = fits[n]
+            if fit["draws"] is None:  # the joint fit failed: go on with the cheap surrogate
+                draws, noise = task.bootstrap_draws(chosen, surrogate, seed)
+            else:
+                draws, noise = fit["draws"], fit["noise"]
+            per_size, kind, fit_seconds = min(SB_JOINT_BATCH, max(budgets) - n), "joint", fit["seconds"]
+            per_size = min(per_size, next(b for b in budgets if b > n) - n)
+        chosen = task.choose(draws, noise, chosen, per_size)
+        steps.append({"kind": kind, "seconds": time.perf_counter() - started + fit_seconds, "runs_per_size": per_size})
+        if len(chosen[0]) in budgets:
+            fits[len(chosen[0])] = task.fit(chosen, seed)
+    return fits
+
+
+def run_scalebench(args) -> dict:
+    """The ScaleBench part: every strategy and seed; table and JSON figures."""
+    task = ScaleBench()
+    seeds = list(range(2 if args.quick else args.sb_seeds))
+    surrogate = BootstrapLaw(n_boot=16, n_inits=4)
+    fractions = sorted(SB_BUDGETS)
+    print(f"\nScaleBench mixture law: {len(task.sizes)} sizes x 20 candidates, target region "
+          f"{task.target_losses.size} values; budgets {SB_BUDGETS}; seeds {seeds}; scoring fit fit_joint {SB_FIT}")
+    with timed() as t:
+        full = task.fit([np.arange(20)] * len(task.sizes), seed=0)
+    print(f"all data (20 runs per size): R2 {full['r2']:.4f} (published All Data "
+          f"{task.published[('All Data', 1.0)]:.2f}); {t['seconds']:.1f} s")
+    strategies = ["random", "oneshot", "designer"]
+    results = {s: {f: [] for f in fractions} for s in strategies}
+    healthy: list[bool] = []
+    fit_seconds: list[float] = []
+    steps: list[dict] = []
+    for seed in seeds:
+        rng = np.random.default_rng([seed, 17])
+        orders = {"random": [rng.permutation(20) for _ in task.sizes], "oneshot": task.oneshot(rng)}
+        for strategy in ("random", "oneshot"):
+            with timed() as t:
+                for f in fractions:
+                    fit = task.fit([o[: SB_BUDGETS[f]] for o in orders[strategy]], seed)
+                    results[strategy][f].append(fit["r2"])
+                    healthy.append(fit["healthy"])
+                    fit_seconds.append(fit["seconds"])
+            print(f"  seed {seed} {strategy}: R2 {[round(results[strategy][f][-1], 4) for f in fractions]} "
+                  f"({t['seconds']:.1f} s)")
+        with timed() as t:
+            fits = scalebench_designer(task, orders["oneshot"], surrogate, seed, steps)
+        for f in fractions:
+            results["designer"][f].append(fits[SB_BUDGETS[f]]["r2"])
+            healthy.append(fits[SB_BUDGETS[f]]["healthy"])
+            fit_seconds.append(fits[SB_BUDGETS[f]]["seconds"])
+        print(f"  seed {seed} designer: R2 {[round(results['designer'][f][-1], 4) for f in fractions]} "
+              f"({t['seconds']:.1f} s)")
+    published = {"random": "Random", "designer": "Ours (MSPE)"}
+    rows = []
+    for s in strategies:
+        for f in fractions:
+            vals = results[s][f]
+            rows.append({"strategy": s, "budget": f"{f:.0%} ({SB_BUDGETS[f]}/size)", "r2_mean": float(np.mean(vals)),
+                         "r2_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None, "r2_min": float(np.min(vals)),
+                         "published": task.published.get((published.get(s, ""), f)),
+                         "published_method": published.get(s, "-")})
+    rows.append({"strategy": "all data", "budget": "100% (20/size)", "r2_mean": full["r2"], "r2_sd": None,
+                 "r2_min": full["r2"], "published": task.published[("All Data", 1.0)], "published_method": "All Data"})
+    print_table(rows, ["strategy", "budget", "r2_mean", "r2_sd", "r2_min", "published", "published_method"],
+                f"ScaleBench target-region R2 over {len(seeds)} seeds (published: active-sl Table 2, their laws "
+                "and fits; ours: the joint law for every strategy)")
+    bootstrap_steps = [x["seconds"] for x in steps if x["kind"] == "bootstrap"]
+    joint_steps = [x["seconds"] for x in steps if x["kind"] == "joint"]
+    print(f"designer step: {np.mean(bootstrap_steps):.2f} s with the BootstrapLaw surrogate (1 run/size), "
+          f"{np.mean(joint_steps):.1f} s with the joint NUTS posterior (fit included, <= {SB_JOINT_BATCH} runs/size); "
+          f"scoring fit {np.mean(fit_seconds):.1f} s; fits flagged by the sampler health check: "
+          f"{sum(not h for h in healthy)}/{len(healthy)}")
+    out = {
+        "scalebench_seeds": len(seeds),
+        "scalebench_all_data_r2": full["r2"],
+        "scalebench_seconds_per_designer_step": float(np.mean([x["seconds"] for x in steps])),
+        "scalebench_seconds_per_bootstrap_step": float(np.mean(bootstrap_steps)),
+        "scalebench_seconds_per_joint_step": float(np.mean(joint_steps)),
+        "scalebench_seconds_per_fit": float(np.mean(fit_seconds)),
+        "scalebench_unhealthy_fits": int(sum(not h for h in healthy)),
+        "scalebench_fits": len(healthy),
+    }
+    for s, prefix in (("designer", "scalebench"), ("random", "scalebench_random"), ("oneshot", "scalebench_oneshot")):
+        for f in fractions:
+            out[f"{prefix}_r2_{round(f * 100)}"] = float(np.mean(results[s][f]))
+            out[f"{prefix}_r2_sd_{round(f * 100)}"] = float(np.std(results[s][f], ddof=1)) if len(seeds) > 1 else None
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, small budgets (under a minute)")
+    parser.add_argument("--quick", action="store_true", help="pool, nested: 1 seed, small budgets; scalebench: 2 seeds")
     parser.add_argument("--seeds", type=int, default=4, help="seeds of the RegMix pool simulation")
     parser.add_argument("--nested-seeds", type=int, default=4, help="seeds of the nested simulation")
     parser.add_argument("--nested-acquisition", default="ei", choices=[a for a in ACQUISITIONS if a != "random"])
-    parser.add_argument("--parts", default="pool,nested", help="comma-separated: pool, nested")
+    parser.add_argument("--sb-seeds", type=int, default=8, help="seeds of the ScaleBench mixture-law task")
+    parser.add_argument("--parts", default="pool,nested,scalebench", help="comma-separated: pool, nested, scalebench")
     parser.add_argument("--explore", type=float, default=0.0, help="Designer(explore=...) of every designer")
     parser.add_argument("--plot", default="benchmarks/active_learning.png")
     parser.add_argument("--nested-plot", default="benchmarks/active_learning_nested.png")
     args = parser.parse_args()
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    if not parts or parts - {"pool", "nested"}:
-        parser.error(f"--parts: give pool and/or nested, got {args.parts!r}")
+    if not parts or parts - {"pool", "nested", "scalebench"}:
+        parser.error(f"--parts: give pool, nested and/or scalebench, got {args.parts!r}")
     surrogate = BootstrapLaw(n_boot=16 if args.quick else 32, n_inits=4 if args.quick else 8)
     print(f"Active learning on {machine()}; quick={args.quick}; parts {sorted(parts)}; explore {args.explore}")
     figures: dict = {"runs_to_match_oneshot512": None, "seconds_per_ask": None, "explore": args.explore}
@@ -387,6 +644,8 @@ def main() -> None:
             "nested_proxy_optimum_regret": nested["proxy_optimum_regret"],
             "nested_seconds_per_ask": float(np.mean(nested_asks)) if nested_asks else None,
         })
+    if "scalebench" in parts:
+        figures.update(run_scalebench(args))
     print_json(figures)
 
 

@@ -12,6 +12,11 @@ loss of each candidate run under each posterior draw - and returns one score per
   optimum (so it buys runs that teach about the region near the optimum), under a Gaussian
   (linear, ensemble) approximation of the update.
 * :func:`cost_aware` - any score divided by the run's compute ``6 N D`` (:func:`compute_cost`).
+* :func:`region_variance_batch` - a batch of runs, each revealing several losses (one per
+  validation domain), chosen greedily to reduce the posterior variance of the predicted losses
+  over a target region (e.g. given target mixtures at every model size), each pick conditioning
+  the ensemble covariance before the next (Gaussian update), optionally a fixed number per group
+  (e.g. per model size).
 
 Runs at several scales (:func:`score_pairs`): a candidate is a (mixture, scale) pair and its
 draws are the loss *at its own scale*, while the goal is the optimum at the target scale. IVR
@@ -140,6 +145,110 @@ def integrated_variance_reduction(
     cov = region_centred.T @ centred / n  # (kept z, candidate)
     var = (centred**2).sum(axis=0) / n
     return (weights[keep, None] * cov**2).sum(axis=0) / (var + noise_var + 1e-300)
+
+
+def region_variance_batch(
+    draws: np.ndarray,
+    region: np.ndarray,
+    noise_var: float | np.ndarray,
+    counts: np.ndarray | list[int],
+    groups: np.ndarray | None = None,
+    exclude: np.ndarray | list[int] | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Greedy batch that most reduces the weighted posterior variance of ``region``.
+
+    Candidate ``c`` reveals ``K`` outputs (e.g. the losses of ``K`` validation domains) with noise
+    variances ``N_c``. With ``C`` the covariance of the draws of all candidate outputs and region
+    values, observing ``c`` reduces the weighted region variance by
+    ``tr(M_c^-1 C[c, z] W C[z, c])``, ``M_c = C[c, c] + diag(N_c)``. The best candidate is taken,
+    the covariance is conditioned on its (not yet known) outcome,
+    ``C <- C - C[:, c] M_c^-1 C[c, :]``, and the next is chosen, so a batch does not buy the same
+    information twice.
+
+    Parameters
+    ----------
+    draws
+        ``(sample, candidate, K)`` posterior draws of the outputs each candidate run would reveal
+        (the law's mean, not the noisy observation); at least 2 samples.
+    region
+        ``(sample, Z)`` draws (same samples) of the quantities whose variance counts, e.g. the
+        predicted losses at the target mixtures.
+    noise_var
+        Noise variance of one observed output: a number, ``(K,)`` or ``(candidate, K)``; ``>= 0``.
+    counts
+        How many candidates to choose from each group (one group when ``groups`` is ``None``).
+    groups
+        ``(candidate,)`` group index in ``[0, len(counts))`` of every candidate, e.g. its model
+        size; ``None``: one group. Groups take turns (round robin) until each has its count.
+    exclude
+        Candidate indices never chosen (runs already done or pending).
+    weights
+        ``(Z,)`` non-negative weights of the region values (default 1 each).
+
+    Returns
+    -------
+    numpy.ndarray
+        The chosen candidate indices, in the order chosen.
+
+    Raises
+    ------
+    InputError
+        Shapes that do not match, fewer than 2 samples, non-finite draws, negative noise or
+        weights, or a group with fewer free candidates than its count.
+    """
+    draws = np.asarray(draws, dtype=float)
+    region = _check_draws(region)
+    if draws.ndim != 3 or draws.shape[0] < 2 or not np.all(np.isfinite(draws)):
+        raise InputError("draws", f"shape {draws.shape}", "give finite draws (sample >= 2, candidate, output)")
+    s, c, k = draws.shape
+    if region.shape[0] != s:
+        raise InputError("region", f"{region.shape[0]} samples, draws have {s}", "give the same draws")
+    noise = np.broadcast_to(np.asarray(noise_var, dtype=float), (c, k)) if np.ndim(noise_var) < 2 else np.asarray(
+        noise_var, dtype=float
+    )
+    if noise.shape != (c, k) or not np.all(np.isfinite(noise)) or np.any(noise < 0):
+        raise InputError("noise_var", f"shape {np.shape(noise_var)}", "give variances >= 0: a number, (K,) or (C, K)")
+    z = region.shape[1]
+    weights = np.ones(z) if weights is None else np.asarray(weights, dtype=float)
+    if weights.shape != (z,) or np.any(weights < 0):
+        raise InputError("weights", f"shape {weights.shape}", "give one non-negative weight per region value")
+    counts = np.asarray(counts, dtype=int)
+    groups = np.zeros(c, dtype=int) if groups is None else np.asarray(groups, dtype=int)
+    if groups.shape != (c,) or groups.min() < 0 or groups.max() >= len(counts) or np.any(counts < 0):
+        raise InputError("groups", f"shape {groups.shape}", f"give one index in [0, {len(counts)}) per candidate")
+    free = np.ones(c, dtype=bool)
+    if exclude is not None:
+        free[np.asarray(exclude, dtype=int)] = False
+    for g, n in enumerate(counts):
+        if np.sum(free & (groups == g)) < n:
+            raise InputError("counts", f"group {g} needs {n} of {np.sum(free & (groups == g))} free candidates",
+                             "ask for fewer runs")
+    values = np.concatenate([draws.reshape(s, c * k), region], axis=1)
+    centred = values - values.mean(axis=0)
+    cov = centred.T @ centred / (s - 1)
+    outputs = np.arange(c * k).reshape(c, k)
+    target = np.arange(c * k, c * k + z)
+    chosen: list[int] = []
+    left = counts.copy()
+    while left.sum() > 0:
+        for g in range(len(counts)):
+            if left[g] == 0:
+                continue
+            options = np.flatnonzero(free & (groups == g))
+            block = cov[outputs[options][:, :, None], outputs[options][:, None, :]]  # (n, K, K)
+            m = block + noise[options][:, :, None] * np.eye(k) + 1e-12 * np.eye(k)
+            a = cov[outputs[options]][:, :, target]  # (n, K, Z)
+            gain = np.einsum("nkz,z,nlz->nkl", a, weights, a)
+            score = np.trace(np.linalg.solve(m, gain), axis1=1, axis2=2)
+            pick = int(options[int(np.argmax(score))])
+            rows = outputs[pick]
+            m_pick = cov[np.ix_(rows, rows)] + np.diag(noise[pick]) + 1e-12 * np.eye(k)
+            cov = cov - cov[:, rows] @ np.linalg.solve(m_pick, cov[rows, :])
+            chosen.append(pick)
+            free[pick] = False
+            left[g] -= 1
+    return np.asarray(chosen, dtype=int)
 
 
 def transfer_correlation(draws: np.ndarray, target: np.ndarray) -> np.ndarray:

@@ -46,3 +46,31 @@ def test_bad_input_names_the_field():
     with pytest.raises(InputError) as err:
         knowledge_gradient(np.ones((5, 3)), -1.0)
     assert err.value.field == "noise_var"
+
+
+def test_a_run_at_another_scale_is_valued_by_its_correlation_with_the_decision():
+    draws = _draws()
+    rng = np.random.default_rng(3)
+    informative = draws[:, 3] + rng.normal(0, 0.01, len(draws))  # tracks candidate 3
+    useless = rng.normal(1.0, 0.1, len(draws))  # independent of every target loss
+    kg = knowledge_gradient(draws, 0.03**2, observed=np.column_stack([informative, useless]))
+    assert kg[0] > 0.5 * knowledge_gradient(draws, 0.03**2)[3] and kg[1] < 1e-3
+    with pytest.raises(InputError) as err:
+        knowledge_gradient(draws, 0.1, observed=np.ones((3, 2)))
+    assert err.value.field == "observed"
+
+
+def test_the_designer_asks_with_the_knowledge_gradient():
+    from bayesmix.data.simulate import random_law
+    from bayesmix.design import Designer
+    from bayesmix.design.surrogate import BootstrapLaw
+
+    law = random_law(3, seed=2, noise_sd=0.01)
+    designer = Designer(law.domains, law.domains[0], acquisition="kg", seed=0, n_initial=8, n_candidates=200,
+                        surrogate=BootstrapLaw(n_boot=8, n_inits=2))  # fmt: skip
+    for proposal in designer.ask(8):
+        mix = np.array([[proposal.mixture[d] for d in law.domains]])
+        designer.tell(proposal.run_id, float(law.mean_loss(mix)[0, 0]))
+    batch = designer.ask(3)
+    assert len(batch) == 3 and len({tuple(p.mixture.values()) for p in batch}) == 3
+    assert designer.report().value_next_batch >= 0

@@ -11,6 +11,9 @@ loss of each candidate run under each posterior draw - and returns one score per
   target loss, summed over candidates weighted by their posterior probability of being the
   optimum (so it buys runs that teach about the region near the optimum), under a Gaussian
   (linear, ensemble) approximation of the update.
+* :func:`~bayesmix.design.knowledge_gradient.knowledge_gradient` (``"kg"``) - the expected
+  reduction of the loss of the mixture the team would choose (the lowest posterior mean) from one
+  more run: the value of a run for the decision, batch-aware through the pending runs' fantasies.
 * :func:`cost_aware` - any score divided by the run's compute ``6 N D`` (:func:`compute_cost`).
 * :func:`region_variance_batch` - a batch of runs, each revealing several losses (one per
   validation domain), chosen greedily to reduce the posterior variance of the predicted losses
@@ -35,9 +38,10 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bayesmix.design.knowledge_gradient import knowledge_gradient
 from bayesmix.errors import InputError
 
-ACQUISITIONS = ("thompson", "ei", "ivr", "random")
+ACQUISITIONS = ("thompson", "ei", "ivr", "kg", "random")
 
 
 def _check_draws(draws: np.ndarray) -> np.ndarray:
@@ -307,6 +311,7 @@ def score(
         "thompson": lambda: thompson(draws, rng),
         "ei": lambda: expected_improvement(draws, best),
         "ivr": lambda: integrated_variance_reduction(draws, noise_var),
+        "kg": lambda: knowledge_gradient(draws, noise_var),
         "random": lambda: rng.random(np.shape(draws)[1]),
     }
     if name not in table:
@@ -358,6 +363,8 @@ def score_pairs(
         raise InputError("mixture_of", f"shape {mixture_of.shape}", "give one target column per pair")
     if name == "ivr":
         values = integrated_variance_reduction(draws, noise_var, region=target)
+    elif name == "kg":  # the target-scale decision, informed by a run at its own scale
+        values = knowledge_gradient(target, noise_var, observed=draws)
     elif name == "random":
         values = rng.random(draws.shape[1])
     elif name in ("thompson", "ei"):

@@ -128,7 +128,8 @@ class Designer:
     target
         The loss to minimise: a validation-domain name, or ``domain -> weight`` (weighted sum).
     acquisition
-        ``"thompson"``, ``"ei"``, ``"ivr"`` (integrated variance near the optimum) or ``"random"``;
+        ``"thompson"``, ``"ei"``, ``"ivr"`` (integrated variance near the optimum), ``"kg"``
+        (knowledge gradient: value of a run for the final choice) or ``"random"``;
         any of them with the suffix ``"_per_cost"`` (e.g. ``"ei_per_cost"``) sets ``cost_aware``.
     seed
         Seed of everything random.

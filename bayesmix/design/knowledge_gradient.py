@@ -34,17 +34,27 @@ QUADRATURE_POINTS = 128
 BLOCK = 64
 
 
-def knowledge_gradient(draws: np.ndarray, noise_var: float, candidates: np.ndarray | None = None) -> np.ndarray:
+def knowledge_gradient(
+    draws: np.ndarray,
+    noise_var: float,
+    candidates: np.ndarray | None = None,
+    observed: np.ndarray | None = None,
+) -> np.ndarray:
     """Expected reduction of the chosen candidate's posterior mean loss from one run at each candidate.
 
     Parameters
     ----------
     draws
-        ``(sample, candidate)`` posterior target losses (at least 2 samples).
+        ``(sample, candidate)`` posterior target losses (at least 2 samples): the decision is
+        among these candidates.
     noise_var
         Variance of one run's observed loss around the law (``>= 0``; nats^2).
     candidates
-        Indices to score (default all); the decision is always over all candidates.
+        Indices (columns of ``observed``) to score; default all.
+    observed
+        ``(sample, run)`` draws of what each possible run would show, when it is not the target
+        loss itself (a run at a smaller scale: it informs the target-scale decision through the
+        posterior correlation); default ``draws``.
 
     Returns
     -------
@@ -61,10 +71,14 @@ def knowledge_gradient(draws: np.ndarray, noise_var: float, candidates: np.ndarr
         raise InputError("draws", f"has shape {draws.shape} or non-finite values", "give finite (sample, candidate) draws, >= 2 samples")
     if not (np.isfinite(noise_var) and noise_var >= 0):
         raise InputError("noise_var", f"got {noise_var!r}", "give the run-noise variance, >= 0")
-    index = np.arange(draws.shape[1]) if candidates is None else np.asarray(candidates, dtype=int)
+    seen = draws if observed is None else np.asarray(observed, dtype=float)
+    if seen.ndim != 2 or seen.shape[0] != draws.shape[0] or not np.all(np.isfinite(seen)):
+        raise InputError("observed", f"has shape {seen.shape}", f"give ({draws.shape[0]}, run) finite draws, the samples of draws")
+    index = np.arange(seen.shape[1]) if candidates is None else np.asarray(candidates, dtype=int)
     n = draws.shape[0]
     mean = draws.mean(axis=0)
     centred = draws - mean
+    seen_centred = seen - seen.mean(axis=0)
     from scipy.stats import norm
 
     z = norm.ppf((np.arange(QUADRATURE_POINTS) + 0.5) / QUADRATURE_POINTS)  # equiprobable points
@@ -72,8 +86,8 @@ def knowledge_gradient(draws: np.ndarray, noise_var: float, candidates: np.ndarr
     out = np.empty(len(index))
     for start in range(0, len(index), BLOCK):  # bounded memory: (candidate, block, point)
         block = index[start : start + BLOCK]
-        cov = centred.T @ centred[:, block] / (n - 1)  # (candidate, block)
-        var = cov[block, np.arange(len(block))]
+        cov = centred.T @ seen_centred[:, block] / (n - 1)  # (candidate, block)
+        var = (seen_centred[:, block] ** 2).sum(axis=0) / (n - 1)
         b = cov / np.sqrt(np.maximum(var + noise_var, 1e-18))
         moved = mean[:, None, None] + b[:, :, None] * z[None, None, :]
         out[start : start + len(block)] = (moved.min(axis=0) * w).sum(axis=-1)  # E_Z min_j

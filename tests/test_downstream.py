@@ -10,11 +10,11 @@ effect, per-run offsets and checkpoint noise (the step-2 truth). One chained fit
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
 
 import bayesmix as bm
 from bayesmix.data.simulate import random_law, simulate_runs
@@ -446,7 +446,7 @@ def test_ladder_and_target_inputs_are_refused_by_name():
     with pytest.raises(InputError) as err:
         DownstreamTarget(random_law(2, seed=0))
     assert err.value.field == "link"
-    folder = SHARED_DATA / "olmo_ladder"
+    folder = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "olmo_ladder"
     if not folder.exists():
         pytest.skip("../shared/data/olmo_ladder is not next to this checkout")
     ckpt = pd.read_csv(folder / "ladder_checkpoints.csv")

@@ -53,7 +53,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, machine, print_json, print_table
 
 from bayesmix.errors import SamplerHealthWarning
-from bayesmix.inference.downstream import downstream_health, fit_downstream, predict_downstream
+from bayesmix.inference.diagnostics import stored_health
+from bayesmix.inference.downstream import fit_downstream, predict_downstream
 from bayesmix.inference.downstream_calibration import calibrate_downstream
 from bayesmix.inference.predict import interval
 from bayesmix.models.downstream import LadderData
@@ -412,7 +413,7 @@ def main() -> None:
     ]
     print_table(table, list(table[0]), "Per task and target: multi-distance posterior calibration (chosen) and the "
                 "single-backtest moment calibration (baseline); paper_pred: the published 13B chained prediction")
-    health = downstream_health(fit)
+    health = stored_health(fit)
     print(f"\nfit health: {'ok' if health.ok else '; '.join(health.problems)}")
     print(
         f"coverage90 {result['coverage90']:.3f} (baseline {baseline['coverage90']:.3f}, uncalibrated "

@@ -179,6 +179,26 @@ def report_health(health: SamplerHealth, strict: bool = False) -> None:
     warnings.warn(message, SamplerHealthWarning, stacklevel=3)
 
 
+def fit_settings(idata: _arviz.InferenceData, key: str, what: str, fix: str) -> dict[str, Any]:
+    """The settings :func:`finish_nuts_fit` recorded under ``key``.
+
+    Raises
+    ------
+    InputError
+        ``idata`` holds no such settings: it is not ``what`` (``fix`` says what to pass).
+    """
+    try:
+        return json.loads(idata.posterior.attrs[key])
+    except (AttributeError, KeyError, TypeError):
+        raise InputError("idata", f"is not {what}", fix) from None
+
+
+def stored_health(idata: _arviz.InferenceData) -> SamplerHealth | None:
+    """The sampler health recorded in a fit, or None when it holds none."""
+    text = idata.posterior.attrs.get("bayesmix_health")
+    return None if text is None else SamplerHealth.from_json(text)
+
+
 def finish_nuts_fit(
     idata: _arviz.InferenceData,
     *,

@@ -43,7 +43,6 @@ targets widens the intervals but does not move them.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -57,7 +56,7 @@ import xarray as xr
 
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz, engine
-from bayesmix.inference.diagnostics import SamplerHealth, finish_nuts_fit
+from bayesmix.inference.diagnostics import finish_nuts_fit, fit_settings
 from bayesmix.inference.predict import check_seed, posterior_draws
 from bayesmix.laws.downstream import AccuracyLaw, TaskLossLaw
 from bayesmix.models.downstream import (
@@ -349,17 +348,9 @@ def downstream_info(idata: _arviz.InferenceData) -> dict[str, Any]:
     InputError
         ``idata`` is not a fit of :func:`fit_downstream` or :func:`fit_downstream_link`.
     """
-    try:
-        return json.loads(idata.posterior.attrs["bayesmix_downstream"])
-    except (AttributeError, KeyError, TypeError):
-        raise InputError(
-            "idata", "is not a downstream fit", "pass the result of bm.fit_downstream or bm.fit_downstream_link"
-        ) from None
-
-
-def downstream_health(idata: _arviz.InferenceData) -> SamplerHealth:
-    """The sampler health recorded in a downstream fit."""
-    return SamplerHealth.from_json(idata.posterior.attrs["bayesmix_health"])
+    return fit_settings(
+        idata, "bayesmix_downstream", "a downstream fit", "pass the result of bm.fit_downstream or bm.fit_downstream_link"
+    )
 
 
 # ---------------------------------------------------------------------- prediction

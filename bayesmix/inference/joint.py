@@ -24,7 +24,6 @@ each run's training tokens)::
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -35,7 +34,7 @@ import numpy as np
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz, engine
-from bayesmix.inference.diagnostics import SamplerHealth, finish_nuts_fit
+from bayesmix.inference.diagnostics import SamplerHealth, finish_nuts_fit, fit_settings
 from bayesmix.laws.joint import SCALE_PARAMETERS, JointMixingLaw
 from bayesmix.laws.mixing import MixingLaw
 from bayesmix.laws.repetition import RepetitionMixingLaw
@@ -139,10 +138,7 @@ def joint_info(idata: _arviz.InferenceData) -> dict[str, Any]:
     InputError
         ``idata`` is not a fit of :func:`fit_joint`.
     """
-    try:
-        return json.loads(idata.posterior.attrs["bayesmix_joint"])
-    except (AttributeError, KeyError):
-        raise InputError("idata", "is not a joint mixture x size fit", "pass the result of bayesmix.fit_joint") from None
+    return fit_settings(idata, "bayesmix_joint", "a joint mixture x size fit", "pass the result of bayesmix.fit_joint")
 
 
 def joint_at(idata: _arviz.InferenceData, model_size: float) -> _arviz.InferenceData:

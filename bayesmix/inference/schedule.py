@@ -14,7 +14,6 @@ phase (0 for the first) and its mixture. The fit's law is
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -26,7 +25,7 @@ import xarray as xr
 from bayesmix.data.phases import PhaseTable, check_starts, phase_mixture_rows, phase_tails
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz, engine
-from bayesmix.inference.diagnostics import SamplerHealth, finish_nuts_fit
+from bayesmix.inference.diagnostics import finish_nuts_fit, fit_settings
 from bayesmix.laws.schedule import MIN_TAIL, PhaseMixingLaw
 from bayesmix.models.schedule import build_schedule_model
 
@@ -122,15 +121,7 @@ def schedule_info(idata: _arviz.InferenceData) -> dict[str, Any]:
     InputError
         ``idata`` is not a fit of :func:`fit_schedule`.
     """
-    try:
-        return json.loads(idata.posterior.attrs["bayesmix_schedule"])
-    except (AttributeError, KeyError):
-        raise InputError("idata", "is not a phase-law fit", "pass the result of bayesmix.fit_schedule") from None
-
-
-def schedule_health(idata: _arviz.InferenceData) -> SamplerHealth:
-    """The sampler health recorded in a phase-law fit."""
-    return SamplerHealth.from_json(idata.posterior.attrs["bayesmix_health"])
+    return fit_settings(idata, "bayesmix_schedule", "a phase-law fit", "pass the result of bayesmix.fit_schedule")
 
 
 def schedule_arrays(schedules: Sequence[Schedule], train_domains: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -36,7 +36,7 @@ import pandas as pd
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
-from bayesmix.inference.diagnostics import SamplerHealth
+from bayesmix.inference.diagnostics import SamplerHealth, stored_health
 from bayesmix.inference.nested import NestedFit, predict_target, target_extrapolation
 from bayesmix.inference.predict import check_seed, fitted_spec
 from bayesmix.optimise.report import OptimisationResult
@@ -64,7 +64,6 @@ from bayesmix.report.uncertainty import (
     optimum_draws,
     optimum_location_draws,
     parse_target_scale,
-    stored_health,
     target_stage,
     what_data_cannot_tell,
 )

@@ -22,7 +22,7 @@ import pandas as pd
 from bayesmix.data.runs import RunTable
 from bayesmix.errors import InputError
 from bayesmix.inference import _arviz
-from bayesmix.inference.diagnostics import SamplerHealth
+from bayesmix.inference.diagnostics import SamplerHealth, stored_health
 from bayesmix.inference.nested import NestedFit
 from bayesmix.inference.predict import check_seed, fitted_spec
 from bayesmix.optimise.draws import LawDraws
@@ -276,12 +276,6 @@ def fit_target_scale(idata: _arviz.InferenceData) -> tuple[float, float] | None:
     if "model_size" in extra and "tokens" in extra:
         return float(extra["model_size"]), float(extra["tokens"])
     return None
-
-
-def stored_health(idata: _arviz.InferenceData) -> SamplerHealth | None:
-    """The sampler health recorded in a fit, or None when it holds none."""
-    text = idata.posterior.attrs.get("bayesmix_health")
-    return None if text is None else SamplerHealth.from_json(text)
 
 
 def _n_observed_mixtures(idata: _arviz.InferenceData, runs: RunTable | None) -> int:

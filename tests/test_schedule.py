@@ -240,3 +240,23 @@ def test_a_phase_law_fit_saves_and_loads(simulated_fit, tmp_path):
     np.testing.assert_array_equal(bm.predict_schedule(loaded, fresh).to_numpy(), bm.predict_schedule(fit, fresh).to_numpy())
     with pytest.raises(bm.IncompatibleFileError, match="no law spec"):
         bm.load(path, expected=bm.MixingLaw())
+
+
+def test_plausible_phase_tables_are_read_right_or_refused():
+    phases = pd.DataFrame({"run": ["x", "x", "y"], "start": [0.0, 0.75, 0.0], "mix_a": [1.0, 0.0, 0.5], "mix_b": [0.0, 1.0, 0.5]})
+    losses = pd.DataFrame({"run": ["y", "x"], "a": [2.0, 2.1], "b": [3.0, 2.9]})
+    clean = bm.PhaseTable.from_phases(phases, losses)
+    variants = [
+        (phases.rename(columns={"mix_a": " MIX_a", "start": "start "}), losses.rename(columns={"a": " a"})),
+        (phases.iloc[::-1], losses.iloc[::-1]),
+    ]
+    for phase_rows, loss_rows in variants:  # padded or upper-case headers, reordered rows: the same table
+        read = bm.PhaseTable.from_phases(phase_rows, loss_rows)
+        pd.testing.assert_frame_equal(read.runs.losses.loc[clean.runs.losses.index], clean.runs.losses)
+        np.testing.assert_allclose(read.runs.mixtures.loc[clean.runs.mixtures.index].to_numpy(), clean.runs.mixtures.to_numpy())
+    with pytest.raises(InputError, match="bookkeeping"):
+        bm.PhaseTable.from_phases(phases, losses.assign(seed=[1, 2]))
+    with pytest.raises(InputError, match="more than once"):
+        bm.PhaseTable.from_phases(phases, pd.concat([losses, losses.iloc[:1]]))
+    with pytest.raises(InputError, match="repeats columns"):
+        bm.PhaseTable.from_phases(phases.assign(**{" mix_a": 0.0}), losses)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from bayesmix.data.runs import RunTable, validate_mixtures
+from bayesmix.data.runs import RunTable, looks_like_bookkeeping, table_frame, validate_mixtures
 from bayesmix.errors import InputError
 from bayesmix.laws.schedule import MIN_TAIL
 
@@ -202,13 +202,28 @@ class PhaseTable:
         InputError
             Missing columns, runs in one table and not the other, bad starts or mixtures.
         """
+        # the run tables' reading rules: headers without padding, each once; a case-insensitive prefix;
+        # numeric bookkeeping columns (seed, step, ids) are not losses
+        phases, losses = table_frame(phases, "phases"), table_frame(losses, "losses")
         for name, frame, needed in (("phases", phases, [run_column, start_column]), ("losses", losses, [run_column])):
             missing = [c for c in needed if c not in frame.columns]
             if missing:
                 raise InputError(name, f"has no column {missing[0]!r}", f"add it, or name it with {'run_column' if missing[0] == run_column else 'start_column'}=")
-        mix_columns = [c for c in phases.columns if str(c).startswith(mixture_prefix)]
+        prefix = mixture_prefix.lower()
+        mix_columns = [c for c in phases.columns if c.lower().startswith(prefix)]
         if not mix_columns:
             raise InputError("phases", f"has no {mixture_prefix}<domain> columns", "add one share column per training domain")
+        if losses[run_column].duplicated().any():
+            twice = sorted(set(losses.loc[losses[run_column].duplicated(), run_column].astype(str)))
+            raise InputError("losses", f"gives runs {twice[:5]} more than once", "give one row of final losses per run")
+        kept = [c for c in losses.columns if c != run_column]
+        bookkeeping = [c for c in kept if looks_like_bookkeeping(c, losses[c])]
+        if bookkeeping:
+            raise InputError(
+                "losses",
+                f"columns {bookkeeping} look like bookkeeping (ids, seeds, steps), not losses",
+                "drop them, e.g. losses.drop(columns=" + repr(bookkeeping) + ")",
+            )
         loss_table = losses.set_index(run_column)
         unknown = sorted(set(phases[run_column].astype(str)) ^ set(loss_table.index.astype(str)))
         if unknown:
@@ -217,12 +232,12 @@ class PhaseTable:
         grouped = {str(run): frame.sort_values(start_column) for run, frame in phases.groupby(run_column, sort=False)}
         schedules = [
             [
-                (row[start_column], {c[len(mixture_prefix) :]: row[c] for c in mix_columns})
+                (row[start_column], {c[len(prefix) :]: row[c] for c in mix_columns})
                 for _, row in grouped[run].iterrows()
             ]
             for run in loss_table.index
         ]
-        return cls.from_schedules(schedules, loss_table, [c[len(mixture_prefix) :] for c in mix_columns])
+        return cls.from_schedules(schedules, loss_table, [c[len(prefix) :] for c in mix_columns])
 
     @classmethod
     def from_ledger(

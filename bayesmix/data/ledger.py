@@ -31,6 +31,7 @@ from bayesmix.errors import IncompatibleFileError, InputError
 
 SCHEMA_VERSION = 1
 STATUSES = ("planned", "running", "finished", "failed")
+_BUSY_TIMEOUT = 60.0  # seconds a ledger write waits for another process's transaction
 UNKNOWN_BPB = -1.0  # bits per byte of an evaluation that did not measure them (imported runs)
 
 _SCHEMA = """
@@ -149,22 +150,48 @@ class Ledger:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._use_wal()
         with self._connect() as con:
             con.executescript(_SCHEMA)
+            # one statement, so that two processes creating the ledger together do not both insert
+            con.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                con.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            elif int(row[0]) != SCHEMA_VERSION:
+            if int(row[0]) != SCHEMA_VERSION:
                 raise IncompatibleFileError(
                     f"ledger {self.path} has schema version {row[0]}, this bayesmix reads {SCHEMA_VERSION}"
                 )
 
+    def _use_wal(self, timeout: float = _BUSY_TIMEOUT) -> None:
+        """Put the ledger in write-ahead-log mode (stored in the file, so done once per file).
+
+        Switching the journal mode needs the file to itself, and SQLite answers "database is
+        locked" at once, without waiting, when another process holds it at that moment (two sweep
+        workers opening a new ledger together): the switch is retried until ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            con = sqlite3.connect(self.path, timeout=timeout)
+            try:
+                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                    return
+                con.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+            except sqlite3.DatabaseError as exc:
+                if "file is not a database" in str(exc):
+                    raise IncompatibleFileError(f"{self.path} is not a bayesmix ledger: {exc}") from exc
+                raise
+            finally:
+                con.close()
+            time.sleep(0.05)
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """Open a connection, run one transaction, commit (or roll back) and close."""
-        con = sqlite3.connect(self.path, timeout=60.0)
+        con = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT)
         try:
-            con.execute("PRAGMA journal_mode=WAL")
             con.execute("PRAGMA foreign_keys=ON")
             with con:
                 yield con

@@ -75,6 +75,7 @@ def looks_like_bookkeeping(name: str, values: pd.Series) -> bool:
     if key in BOOKKEEPING_NAMES or name.lower().endswith("_id") or name.lower().startswith("unnamed"):
         return True
     numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
+    numbers = numbers[np.isfinite(numbers)]
     return len(numbers) > 1 and bool(np.all(numbers >= 0) and np.all(np.mod(numbers, 1.0) == 0))
 
 

@@ -102,3 +102,40 @@ def test_evaluations_of_an_unknown_run_are_refused(tmp_path):
     ledger = Ledger(tmp_path / "study.sqlite")
     with pytest.raises(InputError, match="not in the ledger"):
         ledger.record_eval("nope", 5, 500, {"legal": (3.0, 1.0)})
+
+
+CREATE_TOGETHER = """
+import sys, time
+from pathlib import Path
+from bayesmix.data.ledger import Ledger
+folder, start = Path(sys.argv[1]), float(sys.argv[2])
+for i in range(15):
+    while time.time() < start + 0.05 * i:
+        pass
+    Ledger(folder / f"ledger{i}.sqlite")
+"""
+
+
+def test_processes_creating_one_ledger_together_all_succeed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    # four processes open each of 15 new ledgers at the same instant: switching a new file to
+    # write-ahead logging and writing its schema version must wait for the others, never fail
+    start = str(time.time() + 4.0)
+    script = tmp_path / "create.py"
+    script.write_text(CREATE_TOGETHER)
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(tmp_path), start], stderr=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err[-2000:]
+    for i in range(15):
+        path = tmp_path / f"ledger{i}.sqlite"
+        with sqlite3.connect(path) as con:
+            assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert con.execute("SELECT count(*) FROM meta").fetchone()[0] == 1
+        assert Ledger(path).runs() == []

@@ -81,6 +81,7 @@ import argparse
 import math
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -94,6 +95,8 @@ from bayesmix.design import (
     ACQUISITIONS,
     BootstrapLaw,
     Designer,
+    JointLawFit,
+    LawFit,
     feasible_candidates,
     maximin_select,
     region_variance_batch,
@@ -119,6 +122,21 @@ SB_BUDGETS = {0.2: 4, 0.35: 7, 0.5: 10}
 SB_INITIAL = 2
 SB_FIT = {"draws": 100, "tune": 150, "chains": 2}
 SB_JOINT_BATCH = 3
+# the pool part's surrogates (--surrogate): the Bayesian law (NUTS, warm refits), with or without its form error
+SURROGATES = {
+    "bootstrap": BootstrapLaw(),
+    "bayes": LawFit(),
+    "bayes-discrepancy": LawFit(discrepancy=True),
+}
+
+
+class Surrogates(NamedTuple):
+    """The nested part's surrogates: for runs of one scale, and for runs of both (multi-scale)."""
+
+    single: BootstrapLaw | LawFit
+    multi: BootstrapLaw | JointLawFit
+
+
 # run-noise variance floor of the BootstrapLaw surrogate (sd 0.01 nats), whose fits on few runs interpolate
 SB_NOISE_FLOOR = 1e-4
 
@@ -202,22 +220,23 @@ class NestedWorld:
                 best = min(best, float(result.fun))
         return best
 
-    def regret(self, surrogate: BootstrapLaw, bought: list[tuple[np.ndarray, str, float]], seed: int) -> float:
-        """Large-scale regret of the surrogate's recommendation after buying ``bought``."""
+    def regret(self, surrogates: Surrogates, bought: list[tuple[np.ndarray, str, float]], seed: int) -> float:
+        """Large-scale regret of the surrogates' recommendation after buying ``bought``."""
         mixtures = np.array([b[0] for b in bought])
         y = np.array([b[2] for b in bought])
         scales = np.array([0 if b[1] == "small" else 1 for b in bought])
         if len(set(scales.tolist())) == 2:
-            post = surrogate.fit(mixtures, y, seed=seed, scales=scales, n_scales=2, target_scale=1)
+            post = surrogates.multi.fit(mixtures, y, seed=seed, scales=scales, n_scales=2, target_scale=1,
+                                        model_sizes=[SMALL["model_size"], LARGE["model_size"]])
         else:  # one size only: its law stands for the target (the RegMix recipe for small runs)
-            post = surrogate.fit(mixtures, y, seed=seed)
+            post = surrogates.single.fit(mixtures, y, seed=seed)
         pool = np.vstack([self.candidates, mixtures])
         rec = pool[int(np.argmin(post.predict(pool).mean(axis=0)))]
         return float(self.mean(rec[None], "large")[0] - self.optimum)
 
 
 def nested_strategy(
-    world: NestedWorld, strategy: str, acquisition: str, surrogate: BootstrapLaw, budgets: list[float], seed: int,
+    world: NestedWorld, strategy: str, acquisition: str, surrogates: Surrogates, budgets: list[float], seed: int,
     ask_seconds: list[float], explore: float = 0.0,
 ) -> dict[float, float | None]:
     """Buy runs with one strategy up to the largest budget; regret at every budget it reaches."""
@@ -243,10 +262,11 @@ def nested_strategy(
     else:
         domains = [f"d{j}" for j in range(N_NESTED_DOMAINS)]
         if strategy == "designer_large":
-            designer = Designer(domains, "loss", acquisition=acquisition, seed=seed, n_initial=8, surrogate=surrogate,
-                                explore=explore)
+            designer = Designer(domains, "loss", acquisition=acquisition, seed=seed, n_initial=8,
+                                surrogate=surrogates.single, explore=explore)
         else:
-            designer = Designer(domains, "loss", acquisition=acquisition, seed=seed, n_initial=8, surrogate=surrogate,
+            designer = Designer(domains, "loss", acquisition=acquisition, seed=seed, n_initial=8,
+                                surrogate=surrogates.multi,
                                 scales=[SMALL, LARGE], target_scale="large", cost_aware=True, explore=explore)
         while spent < max(budgets) - 1e-9:
             started = time.perf_counter()
@@ -261,11 +281,11 @@ def nested_strategy(
     out: dict[float, float | None] = {}
     for b in budgets:
         runs = [n for c, n in boundaries if c <= b + 1e-9]
-        out[b] = world.regret(surrogate, bought[: runs[-1]], seed) if runs and runs[-1] >= 2 else None
+        out[b] = world.regret(surrogates, bought[: runs[-1]], seed) if runs and runs[-1] >= 2 else None
     return out
 
 
-def run_nested(args, surrogate: BootstrapLaw, ask_seconds: list[float]) -> dict:
+def run_nested(args, surrogates: Surrogates, ask_seconds: list[float]) -> dict:
     """The nested simulation: every variant, strategy and seed; tables and JSON figures."""
     seeds = [0] if args.quick else list(range(args.nested_seeds))
     budgets = [2.0, 4.0, 8.0] if args.quick else [1.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0]
@@ -284,7 +304,7 @@ def run_nested(args, surrogate: BootstrapLaw, ask_seconds: list[float]) -> dict:
             proxy_regret.append(world.proxy_optimum_regret)
             for strategy in strategies:
                 with timed() as t:
-                    scores = nested_strategy(world, strategy, acquisition, surrogate, budgets, seed, ask_seconds,
+                    scores = nested_strategy(world, strategy, acquisition, surrogates, budgets, seed, ask_seconds,
                                              args.explore)
                 for b, value in scores.items():
                     results[strategy][b].append(value)
@@ -336,6 +356,8 @@ def run_pool(args, surrogate: BootstrapLaw, ask_seconds: list[float]) -> dict:
     """The pool-based RegMix simulation (see the module docstring)."""
     seeds = [0] if args.quick else list(range(args.seeds))
     budgets = [16, 32, 48] if args.quick else [16, 24, 32, 48, 64, 96, 128]
+    if args.pool_budgets:
+        budgets = sorted({int(b) for b in args.pool_budgets.split(",")})
     train, test = load("train_X_1m"), load("test_X_1m")
     pool = np.vstack([train.mixtures.to_numpy(), test.mixtures.to_numpy()])
     y = np.concatenate([train.losses[TARGET].to_numpy(), test.losses[TARGET].to_numpy()])
@@ -344,7 +366,8 @@ def run_pool(args, surrogate: BootstrapLaw, ask_seconds: list[float]) -> dict:
     with timed() as t:
         reference = evaluate(surrogate, pool, y, np.arange(512), seed=0)
     print(f"one-shot RegMix 512 runs: regret {reference[0]:.4f}, spearman {reference[1]:.3f} ({t['seconds']:.1f} s)")
-    strategies = ["random", "oneshot", *[a for a in ACQUISITIONS if a != "random"]]
+    acquisitions = [a.strip() for a in args.pool_acquisitions.split(",") if a.strip()]
+    strategies = ["random", "oneshot", *acquisitions]
     results: dict[str, dict[int, list[tuple[float, float]]]] = {s: {b: [] for b in budgets} for s in strategies}
     for seed in seeds:
         rng = np.random.default_rng(seed)
@@ -394,7 +417,14 @@ def run_pool(args, surrogate: BootstrapLaw, ask_seconds: list[float]) -> dict:
         print(f"plot saved to {args.plot}")
     except ImportError:
         print("matplotlib not installed: no plot")
+    at32 = {s: results[s].get(32) for s in strategies}
+    designed = acquisitions[0]
     return {
+        "regmix_regret32": float(np.mean([r for r, _ in at32[designed]])) if at32[designed] else None,
+        "regmix_spearman32": float(np.mean([p for _, p in at32[designed]])) if at32[designed] else None,
+        "regmix_random_regret32": float(np.mean([r for r, _ in at32["random"]])) if at32["random"] else None,
+        "regmix_random_spearman32": float(np.mean([p for _, p in at32["random"]])) if at32["random"] else None,
+        "regmix_acquisition": designed,
         "runs_to_match_oneshot512": match,
         "oneshot512_regret": reference[0],
         "oneshot512_spearman": reference[1],
@@ -621,6 +651,14 @@ def main() -> None:
     parser.add_argument("--sb-seeds", type=int, default=8, help="seeds of the ScaleBench mixture-law task")
     parser.add_argument("--parts", default="pool,nested,scalebench", help="comma-separated: pool, nested, scalebench")
     parser.add_argument("--explore", type=float, default=0.0, help="Designer(explore=...) of every designer")
+    parser.add_argument("--surrogate", default="bootstrap", choices=sorted(SURROGATES),
+                        help="the surrogate of the pool part and of the nested part's one-scale fits "
+                             "(the two-scale fits keep bootstrap)")
+    parser.add_argument("--multi-surrogate", default="bootstrap", choices=["bootstrap", "joint"],
+                        help="the nested part's two-scale surrogate: bootstrap, or the joint mixture x size law")
+    parser.add_argument("--pool-acquisitions", default=",".join(a for a in ACQUISITIONS if a != "random"),
+                        help="comma-separated acquisitions of the pool part (the first gives the regmix_* keys)")
+    parser.add_argument("--pool-budgets", default="", help="comma-separated run counts scored in the pool part")
     parser.add_argument("--plot", default="benchmarks/active_learning.png")
     parser.add_argument("--nested-plot", default="benchmarks/active_learning_nested.png")
     args = parser.parse_args()
@@ -628,17 +666,25 @@ def main() -> None:
     if not parts or parts - {"pool", "nested", "scalebench"}:
         parser.error(f"--parts: give pool, nested and/or scalebench, got {args.parts!r}")
     surrogate = BootstrapLaw(n_boot=16 if args.quick else 32, n_inits=4 if args.quick else 8)
-    print(f"Active learning on {machine()}; quick={args.quick}; parts {sorted(parts)}; explore {args.explore}")
-    figures: dict = {"runs_to_match_oneshot512": None, "seconds_per_ask": None, "explore": args.explore}
+    pool_surrogate = surrogate if args.surrogate == "bootstrap" else SURROGATES[args.surrogate]
+    print(f"Active learning on {machine()}; quick={args.quick}; parts {sorted(parts)}; explore {args.explore}; "
+          f"pool surrogate {pool_surrogate}")
+    figures: dict = {"runs_to_match_oneshot512": None, "seconds_per_ask": None, "explore": args.explore,
+                     "pool_surrogate": args.surrogate, "multi_surrogate": args.multi_surrogate}
     pool_asks: list[float] = []
     nested_asks: list[float] = []
     if "pool" in parts:
-        figures.update(run_pool(args, surrogate, pool_asks))
+        figures.update(run_pool(args, pool_surrogate, pool_asks))
         figures["seconds_per_ask"] = float(np.mean(pool_asks)) if pool_asks else None
     if "nested" in parts:
-        nested = run_nested(args, surrogate, nested_asks)
+        multi = JointLawFit() if args.multi_surrogate == "joint" else surrogate
+        nested = run_nested(args, Surrogates(pool_surrogate, multi), nested_asks)
         figures.update({
             "nested_compute_to_match": nested["compute_to_match"],
+            # the issue's keys: the least compute at which a designer matches random_large (null: none did)
+            **{f"nested_compute_to_match_{variant}": min(
+                (v for s, v in nested["compute_to_match"][variant].items() if s.startswith("designer") and v),
+                default=None) for variant in ("same", "shifted")},
             "nested_regret": nested["regret"],
             "nested_match_threshold": nested["threshold"],
             "nested_proxy_optimum_regret": nested["proxy_optimum_regret"],

@@ -160,6 +160,26 @@ def test_region_folds_hold_out_the_largest_shares():
         calibrate_discrepancy(runs, holdout=0.9)
 
 
+def test_a_region_that_would_leave_a_domain_unseen_is_skipped():
+    import pandas as pd
+
+    # a rare domain trained on by 3 of 20 runs: holding out its 5 largest shares removes all of them
+    rng = np.random.default_rng(0)
+    mix = rng.dirichlet(np.ones(3), size=20)
+    mix = np.c_[mix, np.zeros(20)]
+    mix[:3, 3] = [0.3, 0.2, 0.1]
+    mix /= mix.sum(axis=1, keepdims=True)
+    index = pd.Index([f"r{i}" for i in range(20)], name="run")
+    runs = bm.RunTable(
+        pd.DataFrame(mix, index=index, columns=["a", "b", "c", "rare"]),
+        pd.DataFrame({"loss": 3.0 - mix[:, 0]}, index=index),
+    )
+    names = [name for name, _ in region_folds(runs, 0.25)]
+    assert "rare" not in names and names  # the other regions are still backtested
+    for _name, held in region_folds(runs, 0.25):
+        assert np.delete(mix, held, axis=0)[:, 3].max() > 0  # every fold keeps a run of each domain
+
+
 def test_cli_fit_carries_the_form_error_by_default(tmp_path):
     import json
 

@@ -31,13 +31,14 @@ from bayesmix.design.initial import feasible_candidates, maximin_select, space_f
 from bayesmix.design.repetition import repetition_matched_budgets
 from bayesmix.design.scales import RunScale, parse_scales
 from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
-from bayesmix.design.surrogate import BootstrapLaw, EnsemblePosterior, LawFit
+from bayesmix.design.surrogate import BootstrapLaw, EnsemblePosterior, JointLawFit, LawFit
 
 __all__ = [
     "ACQUISITIONS",
     "BootstrapLaw",
     "Designer",
     "EnsemblePosterior",
+    "JointLawFit",
     "LawFit",
     "Proposal",
     "RunScale",

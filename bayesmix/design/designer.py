@@ -11,7 +11,8 @@
     designer.save("design.json"); designer = Designer.load("design.json")
 
 Until ``n_initial`` runs have finished, batches are space-filling (:mod:`bayesmix.design.initial`).
-After that every ``ask`` refits the surrogate (:mod:`bayesmix.design.surrogate`) on the finished
+After that every ``ask`` refits the surrogate (:mod:`bayesmix.design.surrogate`; by default the
+NUTS posterior of the mixing law, whose refits reuse the compiled model) on the finished
 runs, scores candidates (a fixed ``pool`` of mixtures, or ``n_candidates`` random feasible ones
 plus local moves around the current recommendation) with the acquisition, and fills the batch
 greedily: after each pick, the draws are conditioned on a fantasy observation there
@@ -96,7 +97,7 @@ from bayesmix.design.state import (
     write_state,
 )
 from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
-from bayesmix.design.surrogate import BootstrapLaw, LawFit
+from bayesmix.design.surrogate import BootstrapLaw, JointLawFit, LawFit
 from bayesmix.errors import InputError
 from bayesmix.inference.engine import one_blas_thread
 
@@ -148,8 +149,11 @@ class Designer:
     zero_weight
         Down-weighting of mixtures that zero out a domain in the space-filling phase (1 = none).
     surrogate
-        :class:`~bayesmix.design.surrogate.BootstrapLaw` (default) or
-        :class:`~bayesmix.design.surrogate.LawFit` (single scale only).
+        :class:`~bayesmix.design.surrogate.LawFit` (the Bayesian posterior of the mixing law,
+        refitted warm: the default with one scale) or
+        :class:`~bayesmix.design.surrogate.BootstrapLaw` (the default with ``scales``) or
+        :class:`~bayesmix.design.surrogate.JointLawFit` (the joint mixture x size law, with
+        ``scales`` of distinct model sizes).
     scales
         Run scales proposals may use: :class:`RunScale`, ``{"model", "model_size", "tokens"}``
         or ``(model_size, tokens)`` pairs; ``None`` (default): mixtures only.
@@ -185,7 +189,7 @@ class Designer:
         n_candidates: int = 2000,
         min_distance: float = 1e-3,
         zero_weight: float = 1.0,
-        surrogate: BootstrapLaw | LawFit | None = None,
+        surrogate: BootstrapLaw | LawFit | JointLawFit | None = None,
         scales: Sequence[Any] | None = None,
         target_scale: str | int | None = None,
         cost_aware: bool = False,
@@ -207,9 +211,18 @@ class Designer:
         if self.cost_aware and not self.scales:
             raise InputError("cost_aware", "without scales every run costs the same",
                              "give scales=[{'model', 'model_size', 'tokens'}, ...] or drop cost_aware")
-        self.surrogate = surrogate or BootstrapLaw()
-        if self.scales and not isinstance(self.surrogate, BootstrapLaw):
-            raise InputError("surrogate", "LawFit models one scale", "use BootstrapLaw with several scales")
+        self.surrogate = surrogate or (BootstrapLaw() if self.scales else LawFit())
+        if self.scales and isinstance(self.surrogate, LawFit):
+            raise InputError("surrogate", "LawFit models one scale",
+                             "use JointLawFit (the joint mixture x size law) or BootstrapLaw with several scales")
+        if not self.scales and isinstance(self.surrogate, JointLawFit):
+            raise InputError("surrogate", "JointLawFit models runs at several model sizes",
+                             "give scales=[...], or use LawFit for runs of one scale")
+        if isinstance(self.surrogate, JointLawFit):
+            sizes = [s.model_size for s in self.scales]
+            if len(set(sizes)) != len(sizes):
+                raise InputError("scales", f"model sizes {sizes} repeat",
+                                 "give JointLawFit scales of distinct model sizes, or use BootstrapLaw")
         self.target_scale, self.initial_scale = resolve_scales(
             self.scales, target_scale, initial_scale, self.cost_aware
         )
@@ -385,7 +398,8 @@ class Designer:
         with one_blas_thread():
             if self.scales:
                 posterior = self.surrogate.fit(done, y, seed=seed, scales=done_scale, n_scales=len(self.scales),
-                                               target_scale=self.target_scale)
+                                               target_scale=self.target_scale,
+                                               model_sizes=[s.model_size for s in self.scales])
             else:
                 posterior = self.surrogate.fit(done, y, seed=seed)
         pending, pending_scale = self._records("pending")

@@ -3,18 +3,19 @@
 Two surrogates, both returning an :class:`EnsemblePosterior` (draws ``(sample, candidate)`` and a
 run-noise variance):
 
-* :class:`BootstrapLaw` (default, fast: ~0.1-1 s per refit): the paper's mixing law
+* :class:`LawFit` (the designer's default with one scale): the full engine,
+  ``bayesmix.fit(..., method="nuts")`` of the mixing law with short chains, then
+  ``bayesmix.predict(kind="mean")``; optionally with the law's form error (``discrepancy=True``).
+  Refits reuse the compiled model (:mod:`bayesmix.inference.engine`): on the RegMix pool
+  (17 training domains, 16-48 runs) an ``ask`` with it took 0.6 s after the first (about 15 s,
+  compilation), and its recommendations matched the bootstrap's (benchmarks/RESULTS.md, active
+  learning). Until the runs suffice for the law, the bootstrap ensemble stands in.
+* :class:`BootstrapLaw` (the default with several scales, and an option): the paper's mixing law
   ``c + exp(log_k + t . r^g)`` fitted with the paper's Huber loss (``delta = 0.05``) by L-BFGS,
   once on all runs (from the paper's initialisation grid) and then on ``n_boot`` Bayesian-bootstrap
   reweightings of the runs (Dirichlet(1) weights, warm-started from the full fit). The spread of
   the bootstrap fits stands in for the posterior of the law mean; a weak ridge on ``t`` keeps
-  fits on fewer runs than parameters finite. This is the choice inside the active-learning loop:
-  a NUTS fit costs seconds to minutes per refit on a busy 2-core box, which a loop of tens of
-  refits per seed cannot afford, while ``method="map"`` gives a single draw (no uncertainty, so
-  Thompson sampling is greedy and integrated variance is zero).
-* :class:`LawFit`: the full engine, ``bayesmix.fit(..., method="nuts")`` (short chains by
-  default) then ``bayesmix.predict(kind="mean")``; use it for the final refits or when refits are
-  rare compared with runs (a real pretraining study). Single scale only.
+  fits on fewer runs than parameters finite (~0.1-1 s per refit).
 
 Runs at several scales (model size and tokens)
 ----------------------------------------------
@@ -75,6 +76,8 @@ class EnsemblePosterior:
     idata: Any = None
     max_draws: int = 200
     scale_terms: np.ndarray | None = None
+    scale_idata: tuple[Any, ...] | None = None
+    target_scale: int = 0
 
     def predict(self, mixtures: np.ndarray, scale: int | np.ndarray | None = None) -> np.ndarray:
         """Posterior losses at ``mixtures`` ``(C, M)``, shape ``(sample, C)``.
@@ -88,6 +91,8 @@ class EnsemblePosterior:
             for all rows, or ``(C,)`` ints) in the order of the fit's scales.
         """
         mixtures = np.atleast_2d(np.asarray(mixtures, dtype=float))
+        if self.scale_idata is not None:
+            return self._predict_scales(mixtures, scale)
         if self.idata is not None:
             if scale is not None:
                 raise InputError("scale", "the NUTS surrogate has one scale", "use BootstrapLaw for several")
@@ -106,6 +111,28 @@ class EnsemblePosterior:
         slope = t[:, None, :] + terms[:, :, 2:]
         eta = log_k[:, None] + terms[:, :, 1] + np.einsum("scm,cm->sc", slope, features)
         return np.exp(log_c)[:, None] + terms[:, :, 0] + np.exp(np.clip(eta, -60.0, 60.0))
+
+
+    def _predict_scales(self, mixtures: np.ndarray, scale: int | np.ndarray | None) -> np.ndarray:
+        """Draws of a joint fit read at each row's scale (the same posterior draws at every scale)."""
+        from bayesmix.inference.predict import predict
+
+        assert self.scale_idata is not None
+        index = np.broadcast_to(
+            np.asarray(self.target_scale if scale is None else scale, dtype=int), (len(mixtures),)
+        )
+        if index.min() < 0 or index.max() >= len(self.scale_idata):
+            raise InputError("scale", f"got {scale!r}", f"give indices in [0, {len(self.scale_idata)})")
+        out: np.ndarray | None = None
+        for s in np.unique(index):
+            rows = np.flatnonzero(index == s)
+            draws = predict(self.scale_idata[s], mixtures[rows], kind="mean", max_draws=self.max_draws, seed=0)
+            values = draws.isel(domain=0).to_numpy()
+            if out is None:
+                out = np.empty((values.shape[0], len(mixtures)))
+            out[:, rows] = values
+        assert out is not None
+        return out
 
 
 def _objective(params: np.ndarray, features: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float):
@@ -207,6 +234,7 @@ class BootstrapLaw:
         scales: np.ndarray | None = None,
         n_scales: int | None = None,
         target_scale: int = 0,
+        model_sizes: Any = None,
     ) -> EnsemblePosterior:
         """Fit to ``mixtures`` ``(n, M)`` and target ``losses`` ``(n,)``; same seed, same draws.
 
@@ -223,6 +251,9 @@ class BootstrapLaw:
             Number of scales (default ``max(scales) + 1``); scales without runs are allowed.
         target_scale
             Index of the scale whose law is the reference (``predict(scale=None)``).
+        model_sizes
+            Not used (the scales' laws are tied by priors, not by their sizes); accepted so that
+            every multi-scale surrogate is called alike.
         """
         mixtures, y = np.asarray(mixtures, dtype=float), np.asarray(losses, dtype=float)
         if len(y) < 2:
@@ -342,20 +373,38 @@ class BootstrapLaw:
 
 @dataclass(frozen=True)
 class LawFit:
-    """The full engine: ``bayesmix.fit`` of ``MixingLaw(exponent)`` to the target, then ``predict``.
+    """The Bayesian surrogate: ``bayesmix.fit`` of ``MixingLaw(exponent)`` to the target, then ``predict``.
+
+    Posterior draws of the law's mean at the candidates, with the law's form error when
+    ``discrepancy`` is set: the designer then sees the law's doubt grow away from the runs (the
+    discrepancy's amplitude is calibrated on every refit by region backtests,
+    :func:`bayesmix.inference.calibrate_discrepancy`), which a surrogate that trusts the law's
+    form cannot (its draws agree far from the runs wherever the law's parameters are pinned).
 
     Parameters
     ----------
     exponent
         ``MixingLaw`` exponent (a number, or ``"learn"``).
     method
-        ``"nuts"`` (recommended), ``"laplace"`` (the fast approximate posterior) or ``"map"``
+        ``"nuts"`` (default), ``"laplace"`` (the fast approximate posterior) or ``"map"``
         (one draw: no uncertainty). Refits after the first reuse the compiled model
-        (:mod:`bayesmix.inference.engine`), so a warm NUTS refit takes seconds.
+        (:mod:`bayesmix.inference.engine`): a warm NUTS refit on 32 runs x 17 domains takes
+        about 0.5 s, the first one (compilation) about 15 s.
     draws, tune, chains
         Short NUTS settings for a refit inside the loop.
     max_draws
         Posterior draws used per acquisition.
+    discrepancy
+        Fit the law's form error (``fit(..., discrepancy="auto")``: on when region backtests
+        are possible). Each refit then also fits one Laplace posterior per backtested region
+        (about 8 s on 32 runs x 17 domains, warm).
+
+    Notes
+    -----
+    The law needs one run more than its parameters (``M + 3`` parameters for ``M`` training
+    domains with a power exponent, so ``M + 4`` runs) and a run that trains on each domain. Until then :meth:`fit` returns the
+    :class:`BootstrapLaw` ensemble of the same law (its ridge keeps such fits finite; a domain
+    no run has trained on gets no effect), and ``EnsemblePosterior.idata`` is ``None``.
     """
 
     exponent: float | str = 0.5
@@ -364,6 +413,14 @@ class LawFit:
     tune: int = 250
     chains: int = 2
     max_draws: int = 200
+    discrepancy: bool = False
+
+    def min_runs(self, n_train_domains: int) -> int:
+        """Runs the Bayesian fit needs with ``n_train_domains`` training domains."""
+        from bayesmix.data.runs import RUNS_MARGIN
+        from bayesmix.laws import MixingLaw
+
+        return MixingLaw(exponent=self.exponent).n_parameters(1, n_train_domains) + RUNS_MARGIN
 
     def fit(self, mixtures: np.ndarray, losses: np.ndarray, seed: int) -> EnsemblePosterior:
         """Fit to ``mixtures`` ``(n, M)`` (columns ``d0..``) and target ``losses`` ``(n,)``."""
@@ -371,11 +428,16 @@ class LawFit:
         from bayesmix.inference.fit import fit
         from bayesmix.laws import MixingLaw
 
-        names = [f"d{j}" for j in range(np.shape(mixtures)[1])]
+        mixtures = np.asarray(mixtures, dtype=float)
+        losses = np.asarray(losses, dtype=float)
+        if len(losses) < self.min_runs(mixtures.shape[1]) or not np.all(np.any(mixtures > 0, axis=0)):
+            exponent = self.exponent if isinstance(self.exponent, int | float) else 0.5
+            return BootstrapLaw(exponent=float(exponent)).fit(mixtures, losses, seed=seed)
+        names = [f"d{j}" for j in range(mixtures.shape[1])]
         index = pd.Index([f"r{i}" for i in range(len(losses))], name="run")
         table = RunTable(
-            pd.DataFrame(np.asarray(mixtures, dtype=float), index=index, columns=names),
-            pd.DataFrame({"target": np.asarray(losses, dtype=float)}, index=index),
+            pd.DataFrame(mixtures, index=index, columns=names),
+            pd.DataFrame({"target": losses}, index=index),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -387,6 +449,7 @@ class LawFit:
                 tune=self.tune,
                 chains=self.chains,
                 seed=seed,
+                discrepancy="auto" if self.discrepancy else None,
             )
         sigma = np.asarray(idata.posterior["sigma"]).reshape(-1)
         return EnsemblePosterior(np.empty((0, 0)), 0.0, float(np.mean(sigma**2)), idata, self.max_draws)
@@ -396,7 +459,114 @@ class LawFit:
         return {"kind": "lawfit", **asdict(self)}
 
 
-Surrogate = BootstrapLaw | LawFit
+@dataclass(frozen=True)
+class JointLawFit:
+    """The Bayesian surrogate for runs at several model sizes: the joint mixture x size law.
+
+    Every refit is :func:`bayesmix.fit_joint` of :class:`~bayesmix.laws.JointMixingLaw` (the
+    mixing law whose coefficients move linearly in ``ln N``, scale effects pooled) on the runs of
+    every scale, read at each scale's model size (:func:`bayesmix.joint_at`) with the same
+    posterior draws, so a draw at a small scale and at the target scale are the same law: the
+    designer's cross-scale acquisitions see how far a proxy's runs inform the target. A target
+    scale without runs is predicted by the law's trend in ``ln N`` (its uncertainty grows with
+    the distance).
+
+    Parameters
+    ----------
+    exponent
+        Power of the mixture features (:class:`~bayesmix.laws.JointMixingLaw`).
+    draws, tune, chains
+        Short NUTS settings for a refit inside the loop (refits reuse the compiled model).
+    max_draws
+        Posterior draws used per acquisition.
+
+    Notes
+    -----
+    The scales must differ in model size (the law's coordinate is ``ln N``; scales that differ
+    in tokens only are refused by the designer). Until runs of two sizes, one more than the joint
+    law's parameters, and a run on every domain are in, :meth:`fit` returns the multi-scale
+    :class:`BootstrapLaw` ensemble.
+    """
+
+    exponent: float = 1.0
+    draws: int = 250
+    tune: int = 250
+    chains: int = 2
+    max_draws: int = 200
+
+    def min_runs(self, n_train_domains: int) -> int:
+        """Runs the joint fit needs with ``n_train_domains`` training domains."""
+        from bayesmix.data.runs import RUNS_MARGIN
+        from bayesmix.laws.joint import JointMixingLaw
+
+        return JointMixingLaw(exponent=self.exponent).n_parameters(1, n_train_domains) + RUNS_MARGIN
+
+    def fit(
+        self,
+        mixtures: np.ndarray,
+        losses: np.ndarray,
+        seed: int,
+        scales: np.ndarray | None = None,
+        n_scales: int | None = None,
+        target_scale: int = 0,
+        model_sizes: Any = None,
+    ) -> EnsemblePosterior:
+        """Fit to the runs ``mixtures`` ``(n, M)``, target ``losses`` ``(n,)`` at ``scales`` ``(n,)``.
+
+        Parameters
+        ----------
+        mixtures, losses, seed, scales, n_scales, target_scale
+            As :meth:`BootstrapLaw.fit`.
+        model_sizes
+            Model size ``N`` (parameters) of every scale, ``(n_scales,)``, distinct.
+
+        Raises
+        ------
+        InputError
+            No ``scales`` or ``model_sizes``, or two scales of one model size.
+        """
+        from bayesmix.data.runs import RunTable
+        from bayesmix.inference.joint import fit_joint, joint_at
+        from bayesmix.laws.joint import JointMixingLaw
+
+        mixtures, losses = np.asarray(mixtures, dtype=float), np.asarray(losses, dtype=float)
+        if scales is None or model_sizes is None:
+            raise InputError("scales", "the joint surrogate needs each run's scale and each scale's model size",
+                             "use it through Designer(scales=...), or use LawFit for runs of one scale")
+        sizes = np.asarray(model_sizes, dtype=float)
+        n_scales = len(sizes) if n_scales is None else int(n_scales)
+        if sizes.shape != (n_scales,) or len(np.unique(sizes)) != n_scales or np.any(sizes <= 0):
+            raise InputError("model_sizes", f"got {model_sizes!r}",
+                             f"give {n_scales} distinct positive model sizes, one per scale")
+        scales = np.asarray(scales, dtype=int)
+        fallback = (
+            len(np.unique(scales)) < 2
+            or len(losses) < self.min_runs(mixtures.shape[1])
+            or not np.all(np.any(mixtures > 0, axis=0))
+        )
+        if fallback:
+            return BootstrapLaw().fit(mixtures, losses, seed=seed, scales=scales, n_scales=n_scales,
+                                      target_scale=target_scale)
+        frame = pd.DataFrame(mixtures, columns=[f"mix_d{j}" for j in range(mixtures.shape[1])])
+        frame["target"] = losses
+        frame["model_size"] = sizes[scales]
+        frame["run"] = [f"r{i}" for i in range(len(losses))]
+        table = RunTable.from_wide(frame)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idata = fit_joint(table, JointMixingLaw(exponent=self.exponent), draws=self.draws, tune=self.tune,
+                              chains=self.chains, seed=seed)
+            per_scale = tuple(joint_at(idata, float(n)) for n in sizes)
+        sigma = np.asarray(per_scale[target_scale].posterior["sigma"]).reshape(-1)
+        return EnsemblePosterior(np.empty((0, 0)), 0.0, float(np.mean(sigma**2)), idata, self.max_draws,
+                                 scale_idata=per_scale, target_scale=int(target_scale))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description (:func:`surrogate_from_dict` rebuilds it)."""
+        return {"kind": "jointlawfit", **asdict(self)}
+
+
+Surrogate = BootstrapLaw | LawFit | JointLawFit
 
 
 def surrogate_from_dict(spec: dict[str, Any]) -> Surrogate:
@@ -407,4 +577,6 @@ def surrogate_from_dict(spec: dict[str, Any]) -> Surrogate:
         return BootstrapLaw(**spec)
     if kind == "lawfit":
         return LawFit(**spec)
-    raise InputError("surrogate", f"unknown kind {kind!r}", "use 'bootstrap' or 'lawfit'")
+    if kind == "jointlawfit":
+        return JointLawFit(**spec)
+    raise InputError("surrogate", f"unknown kind {kind!r}", "use 'bootstrap', 'lawfit' or 'jointlawfit'")

@@ -81,7 +81,13 @@ class DiscrepancyCalibration:
 
 
 def region_folds(runs: RunTable, holdout: float) -> list[tuple[str, np.ndarray]]:
-    """``(train_domain, held-out positions)`` per training domain: its ``holdout`` largest shares."""
+    """``(train_domain, held-out positions)`` per training domain: its ``holdout`` largest shares.
+
+    A region is skipped when no held-out run lies beyond the kept runs' range of its share, or
+    when the kept runs leave a training domain at 0 in every run (the fold's law could not learn
+    that domain's effect: with few runs, holding out the largest shares of a rare domain removes
+    every run that trains on it).
+    """
     mixtures = runs.mixtures.to_numpy()
     n = len(mixtures)
     k = round(holdout * n)
@@ -89,8 +95,11 @@ def region_folds(runs: RunTable, holdout: float) -> list[tuple[str, np.ndarray]]
     for j, name in enumerate(runs.train_domains):
         order = np.argsort(-mixtures[:, j], kind="stable")
         held = np.sort(order[:k])
-        if k == 0 or mixtures[held, j].max() <= mixtures[order[k:], j].max() + 1e-12:
+        kept = mixtures[order[k:]]
+        if k == 0 or mixtures[held, j].max() <= kept[:, j].max() + 1e-12:
             continue  # no held-out run lies beyond the fold's range of this share
+        if np.any(np.all(kept <= 0.0, axis=0)):
+            continue  # the kept runs never train on some domain
         folds.append((name, held))
     return folds
 

@@ -13,10 +13,12 @@ was drawn that way), the one-shot RegMix design (its first ``n`` train runs; ``n
 whole RegMix design, the reference regret), and the designer (:class:`bayesmix.design.Designer`,
 16 space-filling pool runs, then batches of 8) with each acquisition.
 
-The law fit inside the loop is the cheap one the designer uses by default:
-:class:`bayesmix.design.BootstrapLaw` (the paper's mixing law with ``r^0.5`` features, Huber /
-L-BFGS fits on Bayesian-bootstrap reweightings; ~0.3 s per refit), not NUTS; every strategy,
-the one-shot reference included, is scored with the same surrogate.
+The law fit inside the loop is ``--surrogate``: ``bootstrap`` (:class:`bayesmix.design.BootstrapLaw`,
+the paper's mixing law with ``r^0.5`` features, Huber / L-BFGS fits on Bayesian-bootstrap
+reweightings; ~0.3 s per refit), ``bayes`` (:class:`bayesmix.design.LawFit`, the designer's default:
+the NUTS posterior of the same law, refitted warm) or ``bayes-discrepancy`` (``LawFit`` with the
+law's form error). Every strategy, the one-shot reference included, is scored with the same
+surrogate. ``regmix_*`` keys: the first of ``--pool-acquisitions`` and random, at 32 runs.
 
 Nested simulation with two model sizes and costs
 ------------------------------------------------
@@ -33,8 +35,9 @@ of one large run. Two variants of the truth:
   law, so the small-scale optimum is not the large-scale one (printed: its regret at the large
   scale) and small runs mislead a method that trusts them blindly.
 
-Strategies, each refitted with the same surrogate (:class:`bayesmix.design.BootstrapLaw`, the
-multi-scale fit when both scales were bought) and recommending the lowest target-scale posterior
+Strategies, each refitted with the same surrogates (``--surrogate`` for runs of one size;
+``--multi-surrogate`` when both sizes were bought: the multi-scale ``BootstrapLaw`` or ``joint``,
+:class:`bayesmix.design.JointLawFit`) and recommending the lowest target-scale posterior
 mean among a fixed set of 3000 candidate mixtures and the mixtures bought: ``random_large``
 (random mixtures at the target size), ``random_small`` (all compute on random small runs, the
 RegMix recipe), ``designer_large`` (the designer at the target size only) and ``designer_cost_aware`` (the

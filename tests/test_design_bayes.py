@@ -121,3 +121,26 @@ def test_designer_refuses_surrogates_that_do_not_fit_its_scales():
     same_size = [{"model": "s", "model_size": 1e7, "tokens": 1e9}, {"model": "t", "model_size": 1e7, "tokens": 4e9}]
     with pytest.raises(InputError, match="distinct model sizes"):
         Designer(DOMAINS, "a", scales=same_size, surrogate=JointLawFit())
+
+
+def test_an_excluded_domain_is_left_out_of_the_bayesian_fit(law, monkeypatch):
+    # "c" may not be trained on: its share is 0 in every run, which no law can learn from; the
+    # Bayesian fit must run on the other domains instead of falling back to the bootstrap
+    designer = Designer(DOMAINS, law.domains[0], acquisition="thompson", seed=2, n_initial=8,
+                        n_candidates=200, surrogate=SMALL, constraints={"exclude": ["c"]})
+    fits = []
+    original = LawFit.fit
+
+    def spy(self, mixtures, losses, seed):
+        post = original(self, mixtures, losses, seed)
+        fits.append((mixtures.shape[1], post.idata is not None))
+        return post
+
+    monkeypatch.setattr(LawFit, "fit", spy)
+    for _ in range(2):
+        for p in designer.ask(4):
+            assert p.mixture["c"] == 0.0
+            row = np.array([[p.mixture[d] for d in DOMAINS]])
+            designer.tell(p.run_id, float(law.mean_loss(row)[0, 0]))
+    designer.ask(2)
+    assert fits and fits[-1] == (2, True)

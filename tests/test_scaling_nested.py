@@ -156,3 +156,38 @@ def test_a_table_of_final_losses_is_fitted_with_the_minimums_it_was_accepted_wit
     np.testing.assert_allclose(predicted, truth.mean_loss(mixtures[0], 3e8, 4e10)[0], rtol=0.03)
     bm.save_nested(fitted, tmp_path / "nested")
     assert bm.load_nested(tmp_path / "nested").table.min_checkpoints == 1
+
+
+def test_one_model_size_is_fitted_by_step_laws_for_longer_training(tmp_path):
+    """Curves of one size (accepted with min_sizes=1): the staged step laws predict more tokens at that size."""
+    import warnings
+    from dataclasses import replace
+
+    import bayesmix as bm
+
+    # no run-to-run effect: at one size a run's own offset is part of its curve (the step laws
+    # predict that run, not a new one), so the law is checked on checkpoint noise alone
+    truth = replace(random_nested_truth(2, seed=3), run_sd=0.0)
+    frame, _ = simulate_curves(truth, n_mixtures=4, model_sizes=(5e7,), seed=3)
+    with pytest.raises(NotEnoughDataError, match="model size"):
+        CurveTable.from_long(frame)
+    table = CurveTable.from_long(frame, min_sizes=1)
+    with pytest.raises(NotEnoughDataError, match="method='staged'"):
+        fit_nested(table, method="joint", draws=50, tune=50, chains=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = fit_nested(table, method="staged", draws=300, tune=300, chains=2, seed=0)
+        target = {"model_size": 5e7, "tokens": 6e10}  # 3x the last checkpoint
+        draws = predict_target(fitted, **target, kind="mean")
+        with pytest.raises(InputError, match="one model size"):
+            predict_target(fitted, model_size=2e8, tokens=6e10)
+    summary = interval(draws.isel(domain=slice(0, 2)), prob=0.9)
+    true = truth.mean_loss(table.mixtures.loc[draws["mixture"].values].to_numpy(), **target)
+    assert np.abs(summary["median"].values - true).max() < 0.03
+    inside = (summary["lower"].values <= true) & (true <= summary["upper"].values)
+    assert inside.mean() >= 0.75
+    bm.save_nested(fitted, tmp_path / "nested")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = predict_target(bm.load_nested(tmp_path / "nested"), **target, kind="mean")
+    np.testing.assert_allclose(again.values, draws.values)

@@ -97,7 +97,7 @@ from bayesmix.design.state import (
     write_state,
 )
 from bayesmix.design.stopping import Snapshot, StoppingReport, batch_value, stopping_report
-from bayesmix.design.surrogate import BootstrapLaw, JointLawFit, LawFit
+from bayesmix.design.surrogate import BootstrapLaw, JointLawFit, LawFit, on_columns
 from bayesmix.errors import InputError
 from bayesmix.inference.engine import one_blas_thread
 
@@ -395,13 +395,20 @@ class Designer:
     ) -> list[tuple[np.ndarray, int]]:
         y = np.array([r["target"] for r in self.runs.values() if r["status"] == "done"])
         seed = self.seed * 100_003 + self.n_asks
+        # domains no run may train on (excluded, or capped at 0 at every scale) are left out of the
+        # fit: a law cannot learn the effect of a share that is 0 in every run
+        allowed = np.any([box.upper > 0 for box in self.scale_boxes], axis=0)
+        free = np.flatnonzero(allowed | np.any(done > 0, axis=0))
+        fitted = done[:, free]
         with one_blas_thread():
             if self.scales:
-                posterior = self.surrogate.fit(done, y, seed=seed, scales=done_scale, n_scales=len(self.scales),
+                posterior = self.surrogate.fit(fitted, y, seed=seed, scales=done_scale, n_scales=len(self.scales),
                                                target_scale=self.target_scale,
                                                model_sizes=[s.model_size for s in self.scales])
             else:
-                posterior = self.surrogate.fit(done, y, seed=seed)
+                posterior = self.surrogate.fit(fitted, y, seed=seed)
+        if len(free) < len(self.domains):
+            posterior = on_columns(posterior, free)
         pending, pending_scale = self._records("pending")
         done_target = posterior.predict(done)
         centre = None if self.pool is not None else done[int(np.argmin(done_target.mean(axis=0)))]

@@ -135,6 +135,41 @@ class EnsemblePosterior:
         return out
 
 
+@dataclass(frozen=True)
+class ColumnsPosterior:
+    """A posterior fitted on some mixture columns, predicting from full mixtures (:func:`on_columns`)."""
+
+    posterior: EnsemblePosterior
+    columns: tuple[int, ...]
+
+    @property
+    def noise_var(self) -> float:
+        """The fitted posterior's run-noise variance."""
+        return self.posterior.noise_var
+
+    def predict(self, mixtures: np.ndarray, scale: int | np.ndarray | None = None) -> np.ndarray:
+        """:meth:`EnsemblePosterior.predict` on the fitted columns of ``mixtures`` ``(C, M)``.
+
+        Raises
+        ------
+        InputError
+            A mixture with a positive share of a column the fit left out.
+        """
+        mixtures = np.atleast_2d(np.asarray(mixtures, dtype=float))
+        left_out = np.delete(mixtures, list(self.columns), axis=1)
+        if np.any(left_out > 0):
+            raise InputError(
+                "mixtures", "give a positive share to a domain the surrogate was fitted without",
+                "keep the domains that no run may train on at 0",
+            )
+        return self.posterior.predict(mixtures[:, list(self.columns)], scale=scale)
+
+
+def on_columns(posterior: EnsemblePosterior, columns: Any) -> ColumnsPosterior:
+    """Wrap ``posterior``, fitted on ``mixtures[:, columns]``, to predict from full mixtures."""
+    return ColumnsPosterior(posterior, tuple(int(c) for c in columns))
+
+
 def _objective(params: np.ndarray, features: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float):
     """Weighted paper Huber loss plus ``ridge/2 |t|^2``, with its gradient."""
     log_c, log_k, t = params[0], params[1], params[2:]

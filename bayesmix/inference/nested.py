@@ -37,7 +37,7 @@ import xarray as xr
 
 from bayesmix.data.curves import MIN_SIZES, CurveTable
 from bayesmix.data.runs import validate_mixtures
-from bayesmix.errors import InputError
+from bayesmix.errors import InputError, NotEnoughDataError
 from bayesmix.inference import _arviz, engine
 from bayesmix.inference.diagnostics import SamplerHealth, check_health, report_health
 from bayesmix.inference.fit import SAMPLERS, _fit_nuts
@@ -53,6 +53,7 @@ from bayesmix.models.nested import (
     build_mixing_stage_model,
     build_size_stage_model,
     build_step_stage_model,
+    size_stage_keys,
 )
 
 METHODS = ("joint", "staged")
@@ -115,6 +116,11 @@ class NestedFit:
     def domains(self) -> list[str]:
         """Validation domains."""
         return self.table.domains
+
+    @property
+    def single_size(self) -> bool:
+        """Whether the runs have one model size (step laws only: longer training of that size)."""
+        return len(self.table.model_sizes) == 1
 
 
 def _check_settings(
@@ -371,7 +377,11 @@ def fit_nested(
         ``"joint"``: one hierarchical model ``L(N, D)`` over all checkpoints with partial pooling
         of exponents and a per-run effect (recommended). ``"staged"``: the paper's order (step
         law per run, then size law per mixture), each stage carried by its draws; the size
-        stage is fitted when a target is asked for (it depends on the target tokens).
+        stage is fitted when a target is asked for (it depends on the target tokens). On a
+        table of one model size (``CurveTable.from_long(..., min_sizes=1)``) the staged fit is
+        the step laws alone: targets are longer training of that size (``model_size`` equal
+        to the runs'), and a new run's interval holds the step laws' uncertainty and the
+        checkpoint noise, not a seed-to-seed spread.
     run_effect
         Joint model only: per-run offsets, correlated across domains. Off for a table of final
         losses (one checkpoint per run, ``CurveTable.from_long(..., min_checkpoints=1)``):
@@ -415,9 +425,17 @@ def fit_nested(
         raise InputError(
             "mixing_target_accept", f"got {mixing_target_accept!r}", "give a value in [0.5, 1), e.g. 0.95"
         )
-    # the table's own minimum of checkpoints (1 for a table of final losses); at least two model
-    # sizes whatever the table accepted: with one, the size law's exponent would be prior only
-    table.check_enough(min_sizes=max(table.min_sizes, MIN_SIZES))
+    # the table's own minimums: checkpoints (1 for a table of final losses) and model sizes. One
+    # size (a table accepted with min_sizes=1) is fitted by the staged pipeline's step laws alone,
+    # which predict longer training of that size; the joint L(N, D) needs two sizes
+    if method == "joint" and len(table.model_sizes) == 1 and table.min_sizes < MIN_SIZES:
+        raise NotEnoughDataError(
+            "model_size",
+            f"one model size ({table.model_sizes[0]:.4g}): the joint law L(N, D) needs two to learn how "
+            "the loss moves with N",
+            "use method='staged': its step law per run predicts longer training of this model size",
+        )
+    table.check_enough(min_sizes=max(table.min_sizes, MIN_SIZES) if method == "joint" else table.min_sizes)
     settings = {
         "sampler": sampler,
         "draws": int(draws),
@@ -442,6 +460,12 @@ def fit_nested(
         if run_effect:  # one loss per run: a run's offset and its noise are the same number
             logger.info("one checkpoint per run: fitting the joint law without a per-run effect")
             run_effect = False
+    if len(table.model_sizes) == 1 and table.final_losses_only:
+        raise NotEnoughDataError(
+            "checkpoints",
+            "one model size and one checkpoint per run: neither a step law nor a size law can be fitted",
+            "give each run's loss curve (several checkpoints), or runs at two or more model sizes",
+        )
     if method == "joint":
         model, curves, _ = build_joint_model(table, run_effect=run_effect, likelihood=likelihood, nu=nu)
         names = _scaling_names(JointScalingLaw()) + (["run_sd", "run_corr"] if run_effect else [])
@@ -528,6 +552,8 @@ def target_draws(
     rng = np.random.default_rng(seed)
     mixtures, domains = list(fitted.mixtures.index), fitted.domains
     target = {"model_size": np.asarray(float(model_size)), "tokens": np.asarray(float(tokens))}
+    if fitted.single_size:
+        return _single_size_draws(fitted, float(model_size), float(tokens), max_draws, rng, seed)
     if fitted.method == "joint":
         law: ScalingLaw = JointScalingLaw()
         idata, curves = fitted.scaling, fitted.curves
@@ -551,6 +577,37 @@ def target_draws(
             fitted.settings["likelihood"],
         )
         noise = noise + checkpoint
+    return mean, noise
+
+
+def _single_size_draws(
+    fitted: NestedFit, model_size: float, tokens: float, max_draws: int | None, rng: np.random.Generator, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`target_draws` of a staged fit on one model size: the step laws at ``tokens``.
+
+    Each run's step law is evaluated at the target tokens and averaged over the runs of a
+    mixture; the noise is the checkpoint noise of the step stage. A run-to-run (seed) spread is
+    not in it: the step stage fits each run's own curve, so it does not estimate one.
+    """
+    (size,) = fitted.table.model_sizes
+    if not np.isclose(model_size, size, rtol=1e-9):
+        raise InputError(
+            "model_size",
+            f"is {model_size:.4g}, but the runs have one model size ({size:.4g}): their step laws predict "
+            "longer training of that size only",
+            f"give model_size={size:.6g}, or add runs at a second model size to predict another",
+        )
+    step = StepLaw()
+    params = _law_draws(fitted.scaling, step, max_draws, seed)
+    values = step.evaluate(params, {"tokens": np.asarray(tokens)})  # (sample, run/domain curve)
+    keys = size_stage_keys(fitted.table, fitted.curves)
+    mixtures, domains = list(fitted.mixtures.index), fitted.domains
+    mean = np.full((values.shape[0], len(mixtures), len(domains)), np.nan)
+    for (mixture, domain), rows in keys.groupby(["mixture", "domain"], sort=False).groups.items():
+        mean[:, mixtures.index(mixture), domains.index(domain)] = values[:, np.asarray(rows)].mean(axis=1)
+    noise = _new_run_noise(
+        fitted.scaling, mean.shape[0], len(domains), rng, fitted.settings["nu"], fitted.settings["likelihood"]
+    )
     return mean, noise
 
 

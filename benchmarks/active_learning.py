@@ -370,6 +370,8 @@ def run_pool(args, surrogate: BootstrapLaw, ask_seconds: list[float]) -> dict:
         reference = evaluate(surrogate, pool, y, np.arange(512), seed=0)
     print(f"one-shot RegMix 512 runs: regret {reference[0]:.4f}, spearman {reference[1]:.3f} ({t['seconds']:.1f} s)")
     acquisitions = [a.strip() for a in args.pool_acquisitions.split(",") if a.strip()]
+    if not acquisitions or set(acquisitions) - set(ACQUISITIONS) or "random" in acquisitions:
+        raise SystemExit(f"--pool-acquisitions: give some of {[a for a in ACQUISITIONS if a != 'random']}")
     strategies = ["random", "oneshot", *acquisitions]
     results: dict[str, dict[int, list[tuple[float, float]]]] = {s: {b: [] for b in budgets} for s in strategies}
     for seed in seeds:
@@ -656,7 +658,7 @@ def main() -> None:
     parser.add_argument("--explore", type=float, default=0.0, help="Designer(explore=...) of every designer")
     parser.add_argument("--surrogate", default="bootstrap", choices=sorted(SURROGATES),
                         help="the surrogate of the pool part and of the nested part's one-scale fits "
-                             "(the two-scale fits keep bootstrap)")
+                             "(the two-scale fits: --multi-surrogate)")
     parser.add_argument("--multi-surrogate", default="bootstrap", choices=["bootstrap", "joint"],
                         help="the nested part's two-scale surrogate: bootstrap, or the joint mixture x size law")
     parser.add_argument("--pool-acquisitions", default=",".join(a for a in ACQUISITIONS if a != "random"),

@@ -113,15 +113,18 @@ def main() -> None:
             batches = state["batches"]
             if len(batches) >= args.kill_batch:
                 runs = [state["runs"][k] for k in batches[args.kill_batch - 1]]
-                if runs and all(e["handle"] for e in runs):  # the batch's jobs are running
+                if runs and all(e["handle"] for e in runs):  # the batch's jobs are submitted
                     time.sleep(5.0)  # let them train a little
-                    child.send_signal(signal.SIGKILL)
-                    child.wait()
-                    killed_in = len(batches)
-                    break
+                    state = read_state(state_path)
+                    running = any(state["runs"][k]["status"] == "submitted" for k in batches[args.kill_batch - 1])
+                    if running and child.poll() is None:
+                        child.send_signal(signal.SIGKILL)
+                        child.wait()
+                        killed_in = len(state["batches"])
+                        break
             time.sleep(0.5)
     times["first_loop_s"] = time.perf_counter() - started
-    if killed_in is None:
+    if killed_in is None or child.returncode != -signal.SIGKILL:
         raise SystemExit(f"the loop ended (exit {child.returncode}) before batch {args.kill_batch}: "
                          f"see {args.out / 'loop_first.log'}")
     state = read_state(state_path)
@@ -130,7 +133,8 @@ def main() -> None:
 
     started = time.perf_counter()
     with open(args.out / "loop_second.log", "wb") as log:
-        done = subprocess.run([*command, "--json"], stdout=subprocess.PIPE, stderr=log, env=env, check=False)
+        done = subprocess.run([*command, "--json"], stdout=subprocess.PIPE, stderr=log, env=env, check=False,
+                              timeout=3600)
     times["resumed_loop_s"] = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"the resumed loop failed (exit {done.returncode}): see {args.out / 'loop_second.log'}")
@@ -142,7 +146,7 @@ def main() -> None:
     counts = trained_counts(project.folder / "jobs" / "submitit")
     trained_twice = sorted(r for r, c in counts.items() if c > 1)
     never_trained = sorted(r for r in looped if counts.get(r, 0) == 0)
-    lost = sorted(set(looped) - ledger_finished)
+    lost = sorted((set(looped) - ledger_finished) | set(never_trained))
     best = objective_by_batch(project, state["batches"])
     rows = [{"after": "initial design" if i == 0 else f"batch {i}",
              "runs": args.initial if i == 0 else len(state["batches"][i - 1]), "best mean loss": b}
@@ -150,7 +154,7 @@ def main() -> None:
     print_table(rows, ["after", "runs", "best mean loss"], "Best observed objective (mean validation loss, nats/token)")
     print(f"resumed loop: re-attached {len(loop['reattached'])}, resubmitted {len(loop['resubmitted'])}, "
           f"failed {len(loop['failed'])}; trained twice {trained_twice}; never trained {never_trained}; "
-          f"not finished in the ledger {lost}")
+          f"lost (not finished in the ledger, or never trained) {lost}")
     print_json({
         "batches": len(state["batches"]),
         "looped_runs": len(looped),
@@ -160,13 +164,15 @@ def main() -> None:
         "reattached": len(loop["reattached"]),
         "resubmitted": len(loop["resubmitted"]),
         "trained_twice": len(trained_twice),
-        "lost": len(lost) + len(never_trained),
+        "lost": len(lost),
+        "failed": len(loop["failed"]),
         "best_mean_loss_by_batch": best,
         "improved": bool(best[-1] < best[0] - 1e-9),
         "steps": args.steps,
         "seconds": {k: round(v, 1) for k, v in times.items()},
         "load_average": round(os.getloadavg()[0], 2),
-        "ok": not trained_twice and not lost and not never_trained and len(state["batches"]) == total,
+        "ok": (not trained_twice and not lost and not loop["failed"] and len(state["batches"]) == total
+               and in_flight_at_kill > 0 and len(loop["reattached"]) > 0),
         "mean_runs_per_batch": float(np.mean([len(b) for b in state["batches"]])),
     })
 

@@ -11,8 +11,8 @@
     designer.save("design.json"); designer = Designer.load("design.json")
 
 Until ``n_initial`` runs have finished, batches are space-filling (:mod:`bayesmix.design.initial`).
-After that every ``ask`` refits the surrogate (:mod:`bayesmix.design.surrogate`; by default the
-NUTS posterior of the mixing law, whose refits reuse the compiled model) on the finished
+After that every ``ask`` refits the surrogate (:mod:`bayesmix.design.surrogate`; with one scale by
+default the NUTS posterior of the mixing law, whose refits reuse the compiled model) on the finished
 runs, scores candidates (a fixed ``pool`` of mixtures, or ``n_candidates`` random feasible ones
 plus local moves around the current recommendation) with the acquisition, and fills the batch
 greedily: after each pick, the draws are conditioned on a fantasy observation there
@@ -215,9 +215,9 @@ class Designer:
         if self.scales and isinstance(self.surrogate, LawFit):
             raise InputError("surrogate", "LawFit models one scale",
                              "use JointLawFit (the joint mixture x size law) or BootstrapLaw with several scales")
-        if not self.scales and isinstance(self.surrogate, JointLawFit):
+        if len(self.scales) < 2 and isinstance(self.surrogate, JointLawFit):
             raise InputError("surrogate", "JointLawFit models runs at several model sizes",
-                             "give scales=[...], or use LawFit for runs of one scale")
+                             "give two or more scales (scales=[...]), or use LawFit for runs of one scale")
         if isinstance(self.surrogate, JointLawFit):
             sizes = [s.model_size for s in self.scales]
             if len(set(sizes)) != len(sizes):
@@ -398,7 +398,9 @@ class Designer:
         # domains no run may train on (excluded, or capped at 0 at every scale) are left out of the
         # fit: a law cannot learn the effect of a share that is 0 in every run
         allowed = np.any([box.upper > 0 for box in self.scale_boxes], axis=0)
-        free = np.flatnonzero(allowed | np.any(done > 0, axis=0))
+        pending_rows, _ = self._records("pending")
+        seen = np.vstack([done, pending_rows]) if len(pending_rows) else done
+        free = np.flatnonzero(allowed | np.any(seen > 0, axis=0))
         fitted = done[:, free]
         with one_blas_thread():
             if self.scales:

@@ -1,7 +1,7 @@
 """The posterior the designer refits after every batch: draws of the target loss at candidates.
 
-Two surrogates, both returning an :class:`EnsemblePosterior` (draws ``(sample, candidate)`` and a
-run-noise variance):
+Three surrogates, each returning an :class:`EnsemblePosterior` (draws ``(sample, candidate)`` and a
+run-noise variance); :class:`JointLawFit` is the third, for runs at several model sizes:
 
 * :class:`LawFit` (the designer's default with one scale): the full engine,
   ``bayesmix.fit(..., method="nuts")`` of the mixing law with short chains, then
@@ -111,7 +111,6 @@ class EnsemblePosterior:
         slope = t[:, None, :] + terms[:, :, 2:]
         eta = log_k[:, None] + terms[:, :, 1] + np.einsum("scm,cm->sc", slope, features)
         return np.exp(log_c)[:, None] + terms[:, :, 0] + np.exp(np.clip(eta, -60.0, 60.0))
-
 
     def _predict_scales(self, mixtures: np.ndarray, scale: int | np.ndarray | None) -> np.ndarray:
         """Draws of a joint fit read at each row's scale (the same posterior draws at every scale)."""
@@ -580,8 +579,9 @@ class JointLawFit:
             or not np.all(np.any(mixtures > 0, axis=0))
         )
         if fallback:
-            return BootstrapLaw().fit(mixtures, losses, seed=seed, scales=scales, n_scales=n_scales,
-                                      target_scale=target_scale)
+            return BootstrapLaw(exponent=float(self.exponent)).fit(
+                mixtures, losses, seed=seed, scales=scales, n_scales=n_scales, target_scale=target_scale
+            )
         frame = pd.DataFrame(mixtures, columns=[f"mix_d{j}" for j in range(mixtures.shape[1])])
         frame["target"] = losses
         frame["model_size"] = sizes[scales]

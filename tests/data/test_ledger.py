@@ -110,8 +110,7 @@ from pathlib import Path
 from bayesmix.data.ledger import Ledger
 folder, start = Path(sys.argv[1]), float(sys.argv[2])
 for i in range(15):
-    while time.time() < start + 0.05 * i:
-        pass
+    time.sleep(max(0.0, start + 0.2 * i - time.time()))
     Ledger(folder / f"ledger{i}.sqlite")
 """
 

@@ -292,11 +292,15 @@ def _count(value: Any, low: int) -> bool:
 
 
 def fit_arguments_valid(table: Any, kwargs: dict[str, Any]) -> bool:
-    """An independent statement of fit_nested's argument rules (the docstring's)."""
+    """An independent statement of fit_nested's argument rules (the docstring's).
+
+    A table of one model size (accepted with ``min_sizes=1``) is fitted by the staged step laws
+    only; the joint law needs two sizes.
+    """
 
     get = kwargs.get
     return (
-        table is GOOD_TABLE
+        (table is GOOD_TABLE or (table is ONE_SIZE_TABLE and get("method", "joint") == "staged"))
         and get("method", "joint") in ("joint", "staged")
         and _count(get("draws", 1000), 1)
         and _count(get("tune", 1000), 0)
@@ -365,18 +369,22 @@ def test_fuzz_fit_nested_arguments_fail_before_sampling(monkeypatch: pytest.Monk
         assert not valid, f"fit_nested refused valid arguments {kwargs}: {err}"
         assert isinstance(err, InputError)
         if table is ONE_SIZE_TABLE and fit_arguments_valid(GOOD_TABLE, kwargs):
+            # valid for two sizes, so the method is the joint law: refused with the staged fix
             assert isinstance(err, NotEnoughDataError) and err.field == "model_size", err
-            assert "more model sizes" in err.fix
+            assert "method='staged'" in err.fix
 
     run()
     assert TRIED["fit_nested"] >= 80
     assert outcomes["reached"] >= 5 and outcomes["refused"] >= 30, outcomes  # both sides were exercised
 
 
-def test_single_model_size_is_not_enough_data_for_fit_nested() -> None:
+def test_single_model_size_is_not_enough_data_for_the_joint_law() -> None:
     with pytest.raises(NotEnoughDataError, match="model_size") as info:
         fit_nested(ONE_SIZE_TABLE, draws=10, tune=10, chains=1)
-    assert info.value.field == "model_size" and "more model sizes" in info.value.fix
+    assert info.value.field == "model_size" and "method='staged'" in info.value.fix
+    # a table of one size accepted with the default minimum (two sizes) is refused for any method
+    with pytest.raises(NotEnoughDataError, match="model size"):
+        CurveTable.from_long(BASE[BASE["model_size"] == 1e7])
 
 
 # ---------------------------------------------------------------- predict_target arguments

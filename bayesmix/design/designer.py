@@ -398,9 +398,8 @@ class Designer:
         # domains no run may train on (excluded, or capped at 0 at every scale) are left out of the
         # fit: a law cannot learn the effect of a share that is 0 in every run
         allowed = np.any([box.upper > 0 for box in self.scale_boxes], axis=0)
-        pending_rows, _ = self._records("pending")
-        seen = np.vstack([done, pending_rows]) if len(pending_rows) else done
-        free = np.flatnonzero(allowed | np.any(seen > 0, axis=0))
+        pending, pending_scale = self._records("pending")
+        free = np.flatnonzero(allowed | np.any(np.vstack([done, pending]) > 0, axis=0))
         fitted = done[:, free]
         with one_blas_thread():
             if self.scales:
@@ -411,7 +410,6 @@ class Designer:
                 posterior = self.surrogate.fit(fitted, y, seed=seed)
         if len(free) < len(self.domains):
             posterior = on_columns(posterior, free)
-        pending, pending_scale = self._records("pending")
         done_target = posterior.predict(done)
         centre = None if self.pool is not None else done[int(np.argmin(done_target.mean(axis=0)))]
         cands = candidates(self.box, self.pool, self.n_candidates, rng, centre)

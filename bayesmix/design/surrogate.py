@@ -405,6 +405,11 @@ class BootstrapLaw:
         return {"kind": "bootstrap", **asdict(self)}
 
 
+def _fit_possible(mixtures: np.ndarray, losses: np.ndarray, min_runs: int) -> bool:
+    """Whether a Bayesian law can be fitted: ``min_runs`` runs and a run on every domain."""
+    return len(losses) >= min_runs and bool(np.all(np.any(mixtures > 0, axis=0)))
+
+
 @dataclass(frozen=True)
 class LawFit:
     """The Bayesian surrogate: ``bayesmix.fit`` of ``MixingLaw(exponent)`` to the target, then ``predict``.
@@ -464,7 +469,7 @@ class LawFit:
 
         mixtures = np.asarray(mixtures, dtype=float)
         losses = np.asarray(losses, dtype=float)
-        if len(losses) < self.min_runs(mixtures.shape[1]) or not np.all(np.any(mixtures > 0, axis=0)):
+        if not _fit_possible(mixtures, losses, self.min_runs(mixtures.shape[1])):
             exponent = self.exponent if isinstance(self.exponent, int | float) else 0.5
             return BootstrapLaw(exponent=float(exponent)).fit(mixtures, losses, seed=seed)
         names = [f"d{j}" for j in range(mixtures.shape[1])]
@@ -580,12 +585,7 @@ class JointLawFit:
             raise InputError("model_sizes", f"got {model_sizes!r}",
                              f"give {n_scales} distinct positive model sizes, one per scale")
         scales = np.asarray(scales, dtype=int)
-        fallback = (
-            len(np.unique(scales)) < 2
-            or len(losses) < self.min_runs(mixtures.shape[1])
-            or not np.all(np.any(mixtures > 0, axis=0))
-        )
-        if fallback:
+        if len(np.unique(scales)) < 2 or not _fit_possible(mixtures, losses, self.min_runs(mixtures.shape[1])):
             return BootstrapLaw(exponent=float(self.exponent)).fit(
                 mixtures, losses, seed=seed, scales=scales, n_scales=n_scales, target_scale=target_scale
             )

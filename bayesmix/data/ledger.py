@@ -161,30 +161,24 @@ class Ledger:
                     f"ledger {self.path} has schema version {row[0]}, this bayesmix reads {SCHEMA_VERSION}"
                 )
 
-    def _use_wal(self, timeout: float = _BUSY_TIMEOUT) -> None:
+    def _use_wal(self) -> None:
         """Put the ledger in write-ahead-log mode (stored in the file, so done once per file).
 
         Switching the journal mode needs the file to itself, and SQLite answers "database is
         locked" at once, without waiting, when another process holds it at that moment (two sweep
-        workers opening a new ledger together): the switch is retried until ``timeout`` seconds.
+        workers opening a new ledger together): the switch is retried for up to the busy timeout.
+        Other errors are those of :meth:`_connect`.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + _BUSY_TIMEOUT
         while True:
-            con = sqlite3.connect(self.path, timeout=timeout)
             try:
-                if con.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-                    return
-                con.execute("PRAGMA journal_mode=WAL")
+                with self._connect() as con:
+                    if con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                        con.execute("PRAGMA journal_mode=WAL")
                 return
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise
-            except sqlite3.DatabaseError as exc:
-                if "file is not a database" in str(exc):
-                    raise IncompatibleFileError(f"{self.path} is not a bayesmix ledger: {exc}") from exc
-                raise
-            finally:
-                con.close()
             time.sleep(0.05)
 
     @contextmanager

@@ -14,7 +14,9 @@ Two studies: a simulated one (40 runs, 7 training x 7 validation domains, M4 law
 The Laplace approximation is checked against NUTS on held-out runs: 90% interval coverage and
 mean width (simulated: 400 new mixtures with simulated noise; RegMix: the 256 1M test runs).
 ``Designer.ask(8)`` is timed with the Bayesian surrogate (``LawFit``, NUTS and Laplace), and
-``--many-domains`` measures how a fit grows with the number of domains (up to 64 x 1,000 runs).
+``--many-domains`` measures how a fit grows with the number of domains (8 to 64 training x
+validation domains, 1,000 simulated runs each): NUTS with the default settings and Laplace, cold,
+with held-out coverage, leapfrog steps per draw and the cost of one gradient.
 
 Usage: ``python benchmarks/speed.py [--quick] [--many-domains]``. ``--quick`` (under 2 minutes
 on a quiet 2-core box) uses short chains on RegMix (2 x 300 + 300), so its RegMix NUTS times are
@@ -99,10 +101,11 @@ def study(label, runs, other, law, held_mix, held_loss, nuts_kwargs, rows, figur
     same = all(
         np.array_equal(warm.posterior[v].to_numpy(), again.posterior[v].to_numpy()) for v in ("c", "log_k", "t")
     )
-    _, map_s = clock(lambda: bm.fit(runs, law, method="map", seed=0))
     lap_kwargs = {"draws": nuts_kwargs.get("draws", 1000), "chains": nuts_kwargs.get("chains", 4)}
-    # the Laplace form is its own structure (non-centred): its first fit compiles, the timed one is warm
+    # MAP and Laplace share their own structure (the non-centred law): the first fit compiles it,
+    # the timed ones are warm
     _, lap_cold_s = clock(lambda: bm.fit(other, law, method="laplace", seed=0, **lap_kwargs))
+    _, map_s = clock(lambda: bm.fit(runs, law, method="map", seed=0))
     lap, lap_s = clock(lambda: bm.fit(runs, law, method="laplace", seed=0, **lap_kwargs))
     nuts_cov, nuts_width = interval_check(cold, held_mix, held_loss)
     lap_cov, lap_width = interval_check(lap, held_mix, held_loss)
@@ -146,27 +149,51 @@ def ask8(seconds: dict, quick: bool) -> None:
         seconds[method] = (first, second)
 
 
+def _gradient_us(runs: bm.RunTable) -> float:
+    """Microseconds per log-density gradient of the law's compiled model on ``runs``."""
+    from bayesmix.models.mixing_model import build_model
+
+    comp = engine.compiled(build_model(bm.MixingLaw(), runs))
+    x = comp.initial_point(0)
+    comp.logp_dlogp(x)
+    start = time.perf_counter()
+    for _ in range(200):
+        comp.logp_dlogp(x)
+    return (time.perf_counter() - start) / 200 * 1e6
+
+
 def many_domains(rows: list[dict], figures: dict) -> None:
+    """NUTS (the default settings) and Laplace on 8-64 training x validation domains, 1,000 runs each."""
     sizes = [8, 16, 32, 64]
-    times = []
+    times: dict[str, list[float]] = {"nuts": [], "laplace": []}
     for m in sizes:
         law = random_law(m, seed=m, noise_sd=0.01)
         runs = simulate_runs(law, 1000, seed=m)
-        engine.clear_cache()
-        idata, seconds = clock(lambda r=runs: bm.fit(r, method="laplace", draws=500, chains=2, seed=0))
-        times.append(seconds)
-        rows.append({"study": f"{m} x {m} domains, 1000 runs", "method": "Laplace (cold)", "seconds": seconds,
-                     "compile_s": idata.posterior.attrs["bayesmix_compile_seconds"],
-                     "note": str(bm.health(idata)).splitlines()[0]})
-        print(f"  many domains: {m} -> {seconds:.1f} s", flush=True)
-    slope = float(np.polyfit(np.log(sizes), np.log(times), 1)[0])
-    figures.update({"many_domains_s": times[-1], "many_domains_method": "laplace", "many_domains_exponent": slope})
+        held = simulate_runs(law, 400, seed=m + 1)
+        for method, kwargs in (("nuts", {}), ("laplace", {"draws": 500, "chains": 2})):
+            engine.clear_cache()
+            idata, seconds = clock(lambda r=runs, k=kwargs, f=method: bm.fit(r, method=f, seed=0, **k))
+            times[method].append(seconds)
+            cov, width = interval_check(idata, held.mixtures.to_numpy(), held.losses.to_numpy())
+            attrs = idata.posterior.attrs
+            note = str(bm.health(idata)).splitlines()[0]
+            if method == "nuts":
+                steps = float(idata.sample_stats["n_steps"].mean())
+                note = f"{steps:.0f} steps/draw, {_gradient_us(runs):.0f} us/gradient; " + note
+            rows.append({"study": f"{m} x {m} domains, 1000 runs", "method": f"{method} (cold)", "seconds": seconds,
+                         "compile_s": attrs["bayesmix_compile_seconds"], "coverage90": cov, "width90": width,
+                         "note": note})
+            print(f"  many domains: {m} x {m}, {method} -> {seconds:.1f} s, coverage {cov:.3f}", flush=True)
+    slopes = {k: float(np.polyfit(np.log(sizes), np.log(v), 1)[0]) for k, v in times.items()}
+    figures.update({"many_domains_s": times["nuts"][-1], "many_domains_method": "nuts",
+                    "many_domains_exponent": slopes["nuts"], "many_domains_laplace_s": times["laplace"][-1],
+                    "many_domains_laplace_exponent": slopes["laplace"]})
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short RegMix chains (under 2 minutes)")
-    parser.add_argument("--many-domains", action="store_true", help="also 8-64 domains x 1000 runs (Laplace)")
+    parser.add_argument("--many-domains", action="store_true", help="also 8-64 domains x 1000 runs (NUTS and Laplace, ~10 min)")
     args = parser.parse_args()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
     rows: list[dict] = []

@@ -214,3 +214,18 @@ def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_reported():
     assert drop_stuck_chains(idata([0.5 * STUCK_LOGP_GAP, 0, 0, 0])) == []
     assert drop_stuck_chains(idata([3 * STUCK_LOGP_GAP, 0])) == []
     assert drop_stuck_chains(idata([3 * STUCK_LOGP_GAP, 3 * STUCK_LOGP_GAP, 3 * STUCK_LOGP_GAP, 0])) == []
+
+
+def test_tune_none_takes_the_default_for_the_models_size(law, monkeypatch):
+    runs = simulate_runs(law, 24, seed=1)
+    monkeypatch.setattr(engine, "DEFAULT_TUNE", {"diagonal": 40, "low_rank": 20})
+
+    def draws(tune):
+        return _fit(runs, tune=tune, seed=3).posterior["t"].to_numpy()
+
+    np.testing.assert_array_equal(draws(None), draws(40))  # a small model: the diagonal mass matrix
+    monkeypatch.setattr(engine, "LOW_RANK_MIN_DIM", 0)  # every model counts as large
+    np.testing.assert_array_equal(draws(None), draws(20))
+    assert not np.array_equal(draws(None), draws(40))
+    with pytest.raises(bm.InputError, match="tune"):
+        _fit(runs, tune=-1)

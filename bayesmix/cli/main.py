@@ -271,7 +271,9 @@ def fit(
         "nuts", help="'nuts' (posterior), 'laplace' (fast approximate posterior), 'map' (quick point) or 'paper' (the paper's protocol)."
     ),
     draws: int = typer.Option(1000, help="NUTS draws per chain."),
-    tune: int = typer.Option(1000, help="NUTS tuning steps per chain."),
+    tune: int | None = typer.Option(
+        None, help="NUTS tuning steps per chain (default: 500 for models above 100 parameters, 1000 below)."
+    ),
     chains: int = typer.Option(4, help="NUTS chains."),
     seed: int = typer.Option(0, help="Seed: the same seed gives the same numbers."),
     renormalise: bool = typer.Option(
@@ -289,7 +291,7 @@ def fit(
     if runs.is_dir():
         given = {"--out": (out, Path("fit.nc")), "--layout": (layout, "wide"), "--law": (law, "mixing"),
                  "--exponent": (exponent, "1"), "--components": (components, 3), "--method": (method, "nuts"),
-                 "--draws": (draws, 1000), "--tune": (tune, 1000), "--chains": (chains, 4), "--seed": (seed, 0),
+                 "--draws": (draws, 1000), "--tune": (tune, None), "--chains": (chains, 4), "--seed": (seed, 0),
                  "--renormalise": (renormalise, False), "--no-discrepancy": (discrepancy, True),
                  "LOSSES": (losses, None), "--key": (key, "index"), "--mixture-column": (mixture_column or None, None),
                  "--loss-column": (loss_column or None, None), "--run-column": (run_column, "run"),

@@ -48,7 +48,7 @@ def fit(
     method: str = "nuts",
     sampler: str = "nutpie",
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int | None = None,
     chains: int = 4,
     target_accept: float = 0.9,
     seed: int = 0,
@@ -81,7 +81,9 @@ def fit(
         ``"nutpie"`` (default, fast) or ``"pymc"`` (PyMC's own NUTS, the fallback).
     draws, tune, chains, target_accept
         NUTS settings (``"laplace"`` uses ``draws`` and ``chains``: ``draws x chains``
-        independent draws, shaped like a NUTS posterior).
+        independent draws, shaped like a NUTS posterior). ``tune=None``: 500 tuning steps per
+        chain for models of more than 100 parameters (nutpie's low-rank mass matrix settles
+        within them), 1,000 below (:func:`bayesmix.inference.engine.default_tune`).
     seed
         Seed: the same seed gives the same numbers.
     likelihood, nu
@@ -315,7 +317,7 @@ def _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progress
     with model, engine.quiet(), engine.one_blas_thread():
         idata = pm.sample(
             draws=int(draws),
-            tune=int(tune),
+            tune=engine.DEFAULT_TUNE["diagonal"] if tune is None else int(tune),
             chains=int(chains),
             target_accept=target_accept,
             random_seed=int(seed),

@@ -147,8 +147,9 @@ def _check_count(field: str, value: Any, low: int, fix: str) -> None:
 class BaseExecutor:
     """What every :class:`JobExecutor` shares: ``result`` and ``run`` built on ``submit``/``poll``.
 
-    A backend implements :meth:`submit`, :meth:`poll`, :meth:`cancel` and :meth:`_collect`
-    (the value or the error of a job in a final state).
+    A backend implements :meth:`submit`, ``_state`` and ``_cancel`` (which :meth:`poll` and
+    :meth:`cancel` call once the handle is known to be the backend's) and ``_collect`` (the
+    value or the error of a job in a final state).
     """
 
     backend: ClassVar[str] = "base"
@@ -166,23 +167,38 @@ class BaseExecutor:
         raise NotImplementedError
 
     def poll(self, handle: str) -> str:
-        """The job's state: one of :data:`JOB_STATES`.
+        """The job's state: one of :data:`JOB_STATES` (see the backend's ``_state``).
+
+        Parameters
+        ----------
+        handle
+            From :meth:`submit` (in this process or an earlier one).
 
         Raises
         ------
-        NotImplementedError
-            On the base class.
+        InputError
+            ``handle`` is not a handle of this backend.
         """
-        raise NotImplementedError
+        self._job_id(handle)
+        return self._state(handle)
 
     def cancel(self, handle: str) -> bool:
-        """Cancel the job.
+        """Cancel the job; True when it will not finish (see the backend's ``_cancel``).
 
         Raises
         ------
-        NotImplementedError
-            On the base class.
+        InputError
+            ``handle`` is not a handle of this backend.
         """
+        self._job_id(handle)
+        return self._cancel(handle)
+
+    def _state(self, handle: str) -> str:
+        """The state of a job whose handle is of this backend."""
+        raise NotImplementedError
+
+    def _cancel(self, handle: str) -> bool:
+        """Cancel a job whose handle is of this backend."""
         raise NotImplementedError
 
     def _collect(self, handle: str, state: str) -> tuple[Any, JobError | None]:
@@ -296,22 +312,14 @@ class SerialExecutor(BaseExecutor):
             self._done[handle] = (None, _error_text(exc))
         return handle
 
-    def poll(self, handle: str) -> str:
-        """``"done"`` or ``"failed"`` (also for a handle of another process: the job is lost).
-
-        Raises
-        ------
-        InputError
-            ``handle`` is not a handle of this backend.
-        """
-        self._job_id(handle)
+    def _state(self, handle: str) -> str:
+        """``"done"`` or ``"failed"`` (also for a handle of another process: the job is lost)."""
         if handle not in self._done:
             return "failed"
         return "done" if self._done[handle][1] is None else "failed"
 
-    def cancel(self, handle: str) -> bool:
+    def _cancel(self, handle: str) -> bool:
         """Nothing to cancel: every job has ended when ``submit`` returns (False)."""
-        self._job_id(handle)
         return False
 
     def _collect(self, handle: str, state: str) -> tuple[Any, JobError | None]:

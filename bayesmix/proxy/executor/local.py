@@ -85,15 +85,8 @@ class LocalProcessExecutor(BaseExecutor):
         self._futures[handle] = future
         return handle
 
-    def poll(self, handle: str) -> str:
-        """The job's state (``"failed"`` for a job of a process that ended).
-
-        Raises
-        ------
-        InputError
-            ``handle`` is not a handle of this backend.
-        """
-        self._job_id(handle)
+    def _state(self, handle: str) -> str:
+        """The job's state (``"failed"`` for a job of a process that ended)."""
         future = self._futures.get(handle)
         if future is None:
             return "failed"
@@ -103,15 +96,8 @@ class LocalProcessExecutor(BaseExecutor):
             return "failed" if future.exception() is not None else "done"
         return "running" if future.running() else "pending"
 
-    def cancel(self, handle: str) -> bool:
-        """Cancel a job that has not started (True); a running or ended job is left (False).
-
-        Raises
-        ------
-        InputError
-            ``handle`` is not a handle of this backend.
-        """
-        self._job_id(handle)
+    def _cancel(self, handle: str) -> bool:
+        """Cancel a job that has not started (True); a running or ended job is left (False)."""
         future = self._futures.get(handle)
         return future is not None and future.cancel()
 

@@ -145,15 +145,8 @@ class RayExecutor(BaseExecutor):
         except ValueError:
             return None
 
-    def poll(self, handle: str) -> str:
-        """The job's state, asked of its actor (``"failed"`` when the actor is gone).
-
-        Raises
-        ------
-        InputError
-            ``handle`` is not a handle of this backend.
-        """
-        self._job_id(handle)
+    def _state(self, handle: str) -> str:
+        """The job's state, asked of its actor (``"failed"`` when the actor is gone)."""
         if handle in self._cancelled:
             return "cancelled"
         if handle in self._taken:
@@ -175,15 +168,9 @@ class RayExecutor(BaseExecutor):
             self._last[handle] = "failed"
         return self._last[handle]
 
-    def cancel(self, handle: str) -> bool:
-        """Kill the job's actor; True unless the job had ended.
-
-        Raises
-        ------
-        InputError
-            ``handle`` is not a handle of this backend.
-        """
-        if self.poll(handle) in FINAL_STATES:
+    def _cancel(self, handle: str) -> bool:
+        """Kill the job's actor; True unless the job had ended."""
+        if self._state(handle) in FINAL_STATES:
             return False
         actor = self._actor(handle)
         if actor is not None:

@@ -198,13 +198,13 @@ class SubmititExecutor(BaseExecutor):
 
         return pickle_load(path)
 
-    def poll(self, handle: str) -> str:
+    def _state(self, handle: str) -> str:
         """The job's state, from its result file, its process (local) or Slurm's accounting.
 
         Raises
         ------
         InputError
-            ``handle`` is not a job of this executor's cluster.
+            ``handle`` is a job of another cluster.
         """
         job = self._job(handle)
         if handle in self._cancelled:
@@ -231,15 +231,9 @@ class SubmititExecutor(BaseExecutor):
             return "failed"
         return "done" if outcome[0] == "success" else "failed"
 
-    def cancel(self, handle: str) -> bool:
-        """Cancel the job (``scancel`` on Slurm, SIGINT to the local job); True unless it had ended.
-
-        Raises
-        ------
-        InputError
-            ``handle`` is not a job of this executor's cluster.
-        """
-        state = self.poll(handle)
+    def _cancel(self, handle: str) -> bool:
+        """Cancel the job (``scancel`` on Slurm, SIGINT to the local job); True unless it had ended."""
+        state = self._state(handle)
         if state in FINAL_STATES:
             return False
         job = self._job(handle)

@@ -429,7 +429,7 @@ QUICKSTART_SETTINGS: dict[str, Any] = {
         "objective": "mean",
         "reference": "natural",
         "n_suggest": 4,
-        "fit": {"draws": 500, "tune": 500, "chains": 2},
+        "fit": {"draws": 1000, "chains": 4},
         "seed": 0,
     },
 }

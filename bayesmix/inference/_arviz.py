@@ -158,6 +158,18 @@ def add_groups(
     idata.add_groups(datasets)
 
 
+def psis_log_weights(log_ratios: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pareto-smoothed, normalised importance log weights over the last axis, and their ``k``.
+
+    ``log_ratios`` is ``(..., sample)`` (for leave-one-out: minus each observation's log
+    likelihood); returns the log weights (same shape) and ``k`` (shape ``...``).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weights, k = az.psislw(np.asarray(log_ratios, dtype=float))
+    return np.asarray(weights), np.asarray(k)
+
+
 def pareto_k(log_ratios: np.ndarray) -> float:
     """Pareto ``k`` of importance log ratios (PSIS); ``inf`` when no ratio is finite."""
     finite = np.asarray(log_ratios, dtype=float)

@@ -135,7 +135,8 @@ def observed_vs_predicted(
 
     Each point is one (run, validation domain): x the observed loss, y the posterior predictive
     mean (:func:`bayesmix.predict` with ``kind="predictive"`` at the run's mixture) with a
-    vertical bar for its ``prob`` interval. The dashed line is ``y = x``; the legend gives each
+    vertical bar for its ``prob`` interval; for the fit's own runs both are leave-one-out
+    (:func:`~bayesmix.report.predictive_check`). The dashed line is ``y = x``; the legend gives each
     domain's coverage (share of observations inside their interval) and the title the overall
     coverage, which should be close to ``prob`` for a calibrated fit. With more than
     :data:`LEGEND_INSIDE` domains the legend sits beside the axes.
@@ -189,8 +190,9 @@ def observed_vs_predicted(
     ax.set_xlabel(f"observed loss ({loss_unit})")
     ax.set_ylabel(f"predicted loss ({loss_unit}; mean, {prob:.0%} predictive interval)")
     coverage = float(check["inside"].mean())
+    how = {"loo": " (leave-one-out)", "held-out": " (held out)"}.get(str(check["method"].iloc[0]), "")
     ax.set_title(
-        f"Observed vs predicted: {coverage:.0%} of {len(check)} losses inside their {prob:.0%} interval",
+        f"Observed vs predicted{how}:\n{coverage:.0%} of {len(check)} losses inside their {prob:.0%} interval",
         fontsize=TITLE_FONT,
     )
     if beside:

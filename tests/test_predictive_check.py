@@ -1,0 +1,85 @@
+"""The report's predictive check: leave-one-out intervals for a fit's own runs, direct ones for others."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import bayesmix as bm
+from bayesmix.data.simulate import random_law, simulate_runs
+from bayesmix.errors import InputError
+from bayesmix.report import predictive_check
+from bayesmix.report.summaries import _weighted_quantile
+
+
+def test_weighted_quantile_matches_numpy_on_equal_and_on_repeated_weights():
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 101))
+    equal = np.full_like(values, 1 / 101)
+    for q in (0.05, 0.5, 0.95):
+        np.testing.assert_allclose(
+            _weighted_quantile(values, equal, q), np.quantile(values, q, axis=-1, method="inverted_cdf")
+        )
+    # integer weights are repeated draws
+    small = rng.normal(size=40)
+    counts = rng.integers(1, 5, size=40)
+    repeated = np.repeat(small, counts)
+    weights = counts / counts.sum()
+    for q in (0.05, 0.3, 0.95):
+        assert _weighted_quantile(small, weights, q) == np.quantile(repeated, q, method="inverted_cdf")
+
+
+@pytest.fixture(scope="module")
+def overfit():
+    """12 runs x 3 domains of a law with 5 parameters per domain and visible noise (0.05 nats)."""
+    truth = random_law(3, seed=5, noise_sd=0.05)
+    runs = simulate_runs(truth, 12, seed=6)
+    held = simulate_runs(truth, 200, seed=7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        idata = bm.fit(runs, draws=500, tune=500, chains=2, seed=0)
+    return runs, held, idata
+
+
+def test_own_runs_are_checked_leave_one_out_and_honestly(overfit):
+    _, held, idata = overfit
+    loo = predictive_check(idata)
+    inside = predictive_check(idata, loo=False)
+    out = predictive_check(idata, held)
+    assert set(loo["method"]) == {"loo"} and set(inside["method"]) == {"in-sample"}
+    assert set(out["method"]) == {"held-out"} and out["pareto_k"].isna().all()
+    assert loo["pareto_k"].notna().all()
+    # same observations; leaving each out moves its prediction away from it, never towards it on average
+    np.testing.assert_array_equal(loo["observed"], inside["observed"])
+    loo_error = (loo["observed"] - loo["mean"]).abs().mean()
+    in_error = (inside["observed"] - inside["mean"]).abs().mean()
+    assert loo_error > in_error
+    # a left-out loss behaves like a new run's: its error is on the scale of the held-out error
+    held_error = (out["observed"] - out["mean"]).abs().mean()
+    assert 0.6 * held_error < loo_error < 1.6 * held_error
+    # and the 36 leave-one-out intervals cover about as often as new runs' (90%)
+    assert 0.75 <= loo["inside"].mean() <= 1.0
+
+
+def test_leave_one_out_is_refused_where_it_cannot_hold(overfit):
+    runs, held, idata = overfit
+    with pytest.raises(InputError, match="loo"):
+        predictive_check(idata, held, loo=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        point = bm.fit(runs, method="map", seed=0)
+    assert set(predictive_check(point)["method"]) == {"in-sample"}
+    with pytest.raises(InputError, match="point fit"):
+        predictive_check(point, loo=True)
+
+
+def test_the_fits_own_runs_passed_again_are_checked_leave_one_out(overfit):
+    runs, _, idata = overfit
+    again = predictive_check(idata, runs)
+    assert set(again["method"]) == {"loo"}
+    np.testing.assert_allclose(again["upper"], predictive_check(idata)["upper"])
+    # one changed loss makes them other runs
+    changed = bm.RunTable(runs.mixtures, runs.losses.assign(**{runs.domains[0]: runs.losses.iloc[:, 0] + 1e-6}))
+    assert set(predictive_check(idata, changed)["method"]) == {"held-out"}

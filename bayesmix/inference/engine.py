@@ -46,7 +46,7 @@ LOW_RANK_MIN_DIM = 100
 #: NUTS tuning steps per chain when a fit does not name them (``tune=None``): with the low-rank
 #: mass matrix (above :data:`LOW_RANK_MIN_DIM` parameters) nutpie's adaptation settles within a
 #: few hundred steps (RegMix 512 x 17 x 13 and 64 x 64 domains x 1,000 runs: the same r_hat,
-#: ESS and held-out coverage at 500 as at 1,000, in 40% less time); with the diagonal one,
+#: ESS and held-out coverage at 500 as at 1,000, in 24-33% less time); with the diagonal one,
 #: small hierarchical studies diverged more often at 500 (62 against 37 divergences in 16,000
 #: draws of 3-domain, 20-run studies), so they keep PyMC's 1,000
 DEFAULT_TUNE = {"diagonal": 1000, "low_rank": 500}
@@ -375,7 +375,8 @@ def sample_nuts(
     -------
     arviz.InferenceData
         ``posterior`` and ``sample_stats`` from nutpie, ``constant_data`` and ``observed_data``
-        from ``model``; ``posterior.attrs`` gain ``bayesmix_compile_seconds``,
+        from ``model``; ``posterior.attrs`` gain ``bayesmix_tune`` (the tuning steps used),
+        ``bayesmix_compile_seconds``,
         ``bayesmix_sample_seconds`` and ``bayesmix_compiled_from_cache``.
     """
     import time
@@ -414,6 +415,7 @@ def sample_nuts(
     dropped = drop_stuck_chains(idata)
     attach_model_data(idata, model)
     idata.posterior.attrs["bayesmix_dropped_chains"] = json.dumps(dropped)
+    idata.posterior.attrs["bayesmix_tune"] = int(tune)
     idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)
     idata.posterior.attrs["bayesmix_sample_seconds"] = float(sample_seconds)
     idata.posterior.attrs["bayesmix_compiled_from_cache"] = int(comp.cached)

@@ -83,7 +83,8 @@ def fit(
         NUTS settings (``"laplace"`` uses ``draws`` and ``chains``: ``draws x chains``
         independent draws, shaped like a NUTS posterior). ``tune=None``: 500 tuning steps per
         chain for models of more than 100 parameters (nutpie's low-rank mass matrix settles
-        within them), 1,000 below (:func:`bayesmix.inference.engine.default_tune`).
+        within them), 1,000 below (:func:`bayesmix.inference.engine.default_tune`); PyMC's
+        sampler (``sampler="pymc"``) tunes 1,000 unless told.
     seed
         Seed: the same seed gives the same numbers.
     likelihood, nu

@@ -357,7 +357,7 @@ def fit_nested(
     run_effect: bool = True,
     sampler: str = "nutpie",
     draws: int = 1000,
-    tune: int = 1000,
+    tune: int | None = 1000,
     chains: int = 4,
     target_accept: float = 0.9,
     seed: int = 0,
@@ -387,7 +387,9 @@ def fit_nested(
         losses (one checkpoint per run, ``CurveTable.from_long(..., min_checkpoints=1)``):
         there the joint law is a Chinchilla-style ``L(N, D)`` over the runs' final losses.
     sampler, draws, tune, chains, target_accept, seed, strict, progressbar
-        NUTS settings (as in :func:`bayesmix.fit`); the same seed gives the same numbers.
+        NUTS settings (as in :func:`bayesmix.fit`); the same seed gives the same numbers. Every
+        stage tunes ``tune`` steps (default 1,000); ``tune=None`` takes
+        :func:`bayesmix.inference.engine.default_tune` per stage.
     likelihood, nu
         Checkpoint noise: ``"student_t"`` (robust, default) or ``"normal"``.
     mixing_target_accept
@@ -439,7 +441,7 @@ def fit_nested(
     settings = {
         "sampler": sampler,
         "draws": int(draws),
-        "tune": int(tune),
+        "tune": None if tune is None else int(tune),
         "chains": int(chains),
         "target_accept": float(target_accept),
         "seed": int(seed),

@@ -60,7 +60,7 @@ def target_fit(
     stage = _mixing_stage(fitted, float(model_size), float(tokens))
     idata = _arviz.copy(stage)
     spec = ModelSpec(
-        law=MixingLaw().spec(),
+        law=MixingLaw(centred=False).spec(),  # the law the stage samples (build_mixing_stage_model)
         domains=tuple(fitted.domains),
         train_domains=tuple(str(c) for c in fitted.mixtures.columns),
         likelihood="normal",

@@ -27,7 +27,7 @@ The ``project:`` section of ``study.yaml`` (every key optional; see :class:`Proj
                                       # or {domain: share}
       acquisition: thompson           # the designer's acquisition for `suggest`
       n_suggest: 4
-      fit: {draws: 1000, chains: 4}   # NUTS; tune: 500 above 100 parameters, 1000 below
+      fit: {draws: 1000, chains: 4}   # NUTS; the fits' own tuning unless tune is given
       seed: 0
 """
 
@@ -80,7 +80,8 @@ class ProjectSettings:
         The designer's acquisition and batch size for ``suggest``.
     fit
         NUTS settings (``draws``, ``tune``, ``chains``, ``target_accept``); default 4 chains x
-        1,000 draws, with the fits' own tuning (500 steps above 100 parameters, 1,000 below).
+        1,000 draws, with the fits' own tuning (the nested stages 1,000 steps; the mixing-law
+        check :func:`bayesmix.fit`'s, 500 above 100 parameters and 1,000 below).
         Shorter chains left the quickstart's stages unhealthy (2 x 500: r_hat 1.07 on the run
         effects' spread, bulk ESS 56).
     seed

@@ -727,13 +727,15 @@ def observed_section(inputs: ReportInputs) -> Section | None:
     section = Section("observed_vs_predicted")
     check = predictive_check(fit, runs, prob=prob, seed=seed)
     fig = figures.observed_vs_predicted(fit, runs, prob=prob, seed=seed, loss_unit=unit)
-    how = {
-        "loo": " Each loss is predicted leave-one-out (PSIS-LOO: the posterior as if that loss had not "
-        "been observed), so the check is not flattered by the fit having seen it.",
-        "held-out": " The runs were not used by the fit.",
-        "in-sample": " The runs are the fit's own, predicted in-sample: coverage is flattered.",
-    }[str(check["method"].iloc[0])]
-    high_k = int((check["pareto_k"] > 0.7).sum())
+    counts = check["method"].value_counts()
+    words = {
+        "loo": "predicted leave-one-out (PSIS-LOO: the posterior as if that loss had not been observed, so "
+        "the check is not flattered by the fit having seen it)",
+        "held-out": "of runs the fit was not made on",
+        "in-sample": "of the fit's own runs predicted in-sample (coverage is flattered)",
+    }
+    how = "".join(f" {n} of {len(check)} losses are {words[m]}." for m, n in counts.items())
+    high_k = int(((check["method"] == "loo") & (check["pareto_k"] > 0.7)).sum())
     if high_k:
         how += f" {high_k} leave-one-out interval(s) have Pareto k > 0.7 (unreliable)."
     section.figure(

@@ -190,7 +190,8 @@ def observed_vs_predicted(
     ax.set_xlabel(f"observed loss ({loss_unit})")
     ax.set_ylabel(f"predicted loss ({loss_unit}; mean, {prob:.0%} predictive interval)")
     coverage = float(check["inside"].mean())
-    how = {"loo": " (leave-one-out)", "held-out": " (held out)"}.get(str(check["method"].iloc[0]), "")
+    methods = set(check["method"])
+    how = {frozenset({"loo"}): " (leave-one-out)", frozenset({"held-out"}): " (held out)"}.get(frozenset(methods), "")
     ax.set_title(
         f"Observed vs predicted{how}:\n{coverage:.0%} of {len(check)} losses inside their {prob:.0%} interval",
         fontsize=TITLE_FONT,

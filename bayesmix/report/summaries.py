@@ -115,62 +115,76 @@ def predictive_check(
     idata
         A fit from :func:`bayesmix.fit`.
     runs
-        Runs to check (held-out runs, say); default the fit's own runs (also when ``runs`` are
-        exactly those).
+        Runs to check (held-out runs, say); default the fit's own runs. A given run that is one
+        of the fit's own (same name, mixture and losses) is checked as one.
     prob
         Probability of the equal-tailed predictive intervals.
     max_draws, seed
         Posterior draws used (at most) and the seed of the draw subset and of the run noise.
     loo
-        Leave-one-out intervals. ``None`` (default): for the fit's own runs when the fit allows it
-        (posterior draws, independent run noise, a law that reads no per-run inputs, no
-        discrepancy term, whose paths are conditioned on these very runs); else in-sample.
-        ``True`` raises where it is not possible.
+        Leave-one-out intervals for the fit's own runs. ``None`` (default): where the fit allows
+        it (at least 2 posterior draws used, independent run noise, a law that reads no per-run
+        inputs, no discrepancy term, whose paths are conditioned on these very runs); else
+        in-sample. ``True`` raises where it is not possible; ``False``: in-sample. PSIS uses
+        relative efficiency 1 (its ``k`` may differ slightly from ``arviz.loo``'s), and a left-out
+        loss still shaped the priors' data scales (the losses' mean and spread), a negligible
+        influence beyond a handful of runs.
 
     Returns
     -------
     pandas.DataFrame
         One row per (run, domain): ``run``, ``domain``, ``observed``, ``mean``, ``lower``,
         ``upper``, ``inside`` (the observation lies in the interval), ``method`` (``"loo"``,
-        ``"in-sample"`` or ``"held-out"``) and ``pareto_k`` (PSIS's shape estimate of each
-        left-out loss; above 0.7 its leave-one-out interval is unreliable; NaN otherwise). The
-        coverage is ``frame["inside"].mean()``.
+        ``"in-sample"`` or ``"held-out"``: a run the fit was not made on) and ``pareto_k``
+        (PSIS's shape estimate of each left-out loss; above 0.7 its leave-one-out interval is
+        unreliable; infinite where a draw's likelihood was not finite and the cell stayed
+        in-sample; NaN otherwise). The coverage is ``frame["inside"].mean()``.
 
     Raises
     ------
     InputError
-        ``loo=True`` where leave-one-out is not possible, or bad ``runs``/``prob``.
+        ``loo=True`` where leave-one-out is not possible, ``loo`` not a bool or None, or bad
+        ``runs``/``prob``.
     """
     prob = check_prob(prob)
+    if loo is not None and not isinstance(loo, bool):
+        raise InputError("loo", f"got {loo!r}", "give True, False or None (leave-one-out where possible)")
     mixtures, losses = observed_runs(idata, runs)
-    if runs is not None and _same_runs(idata, mixtures, losses):
-        runs = None  # the fit's own runs, passed again
-    reason = _no_loo_reason(idata, runs)
+    own = _own_runs(idata, mixtures, losses)
+    reason = _no_loo_reason(idata, max_draws) or (None if own.any() else "none of the runs is the fit's own")
     if loo and reason:
         raise InputError("loo", f"leave-one-out intervals are not possible here: {reason}", "use loo=None")
-    use_loo = reason is None if loo is None else bool(loo)
     draws = predict(idata, mixtures, kind="predictive", max_draws=max_draws, seed=seed)
     domains = list(losses.columns)
     observed = losses.to_numpy(dtype=float)
     values = draws.sel(domain=domains).transpose("sample", "mixture", "domain").to_numpy()
     tail = (1.0 - prob) / 2.0
-    if use_loo:
+    centre = values.mean(axis=0)
+    lower = np.quantile(values, tail, axis=0)
+    upper = np.quantile(values, 1.0 - tail, axis=0)
+    method = np.where(own, "in-sample", "held-out")[:, None].repeat(len(domains), axis=1).astype(object)
+    pareto = np.full(observed.shape, np.nan)
+    if reason is None and loo is not False:
         spec = fitted_spec(idata)
-        mean_draws, params = law_draws(idata, mixtures.to_numpy(), max_draws=max_draws, seed=seed)
-        log_lik = log_likelihood_values(observed, mean_draws, params["sigma"], likelihood=spec.likelihood, nu=spec.nu)
-        log_w, k = _arviz.psis_log_weights(np.moveaxis(-log_lik, 0, -1))  # (run, domain, sample)
+        mean_draws, params = law_draws(idata, mixtures.to_numpy()[own], max_draws=max_draws, seed=seed)
+        if mean_draws.shape[0] != values.shape[0]:  # predict and law_draws read the same draw subset
+            raise AssertionError(f"{mean_draws.shape[0]} law draws for {values.shape[0]} predictive draws")
+        log_lik = log_likelihood_values(
+            observed[own], mean_draws, params["sigma"], likelihood=spec.likelihood, nu=spec.nu
+        )
+        finite = np.isfinite(log_lik).all(axis=0)  # a cell with a non-finite draw keeps its in-sample interval
+        log_w, k = _arviz.psis_log_weights(np.moveaxis(np.where(np.isfinite(log_lik), -log_lik, 0.0), 0, -1))
         weights = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
         weights /= weights.sum(axis=-1, keepdims=True)
-        cells = np.moveaxis(values, 0, -1)
-        centre = (weights * cells).sum(axis=-1)
-        lower = _weighted_quantile(cells, weights, tail)
-        upper = _weighted_quantile(cells, weights, 1.0 - tail)
-        method, pareto = "loo", k
-    else:
-        centre = values.mean(axis=0)
-        lower = np.quantile(values, tail, axis=0)
-        upper = np.quantile(values, 1.0 - tail, axis=0)
-        method, pareto = ("in-sample" if runs is None else "held-out"), np.full(observed.shape, np.nan)
+        cells = np.moveaxis(values[:, own], 0, -1)  # (run, domain, sample)
+        for target, value in (
+            (centre, (weights * cells).sum(axis=-1)),
+            (lower, _weighted_quantile(cells, weights, tail)),
+            (upper, _weighted_quantile(cells, weights, 1.0 - tail)),
+            (pareto, np.where(finite, k, np.inf)),
+        ):
+            target[own] = np.where(finite, value, target[own])
+        method[own] = np.where(finite, "loo", "in-sample")
     rows = []
     for j, run in enumerate(mixtures.index):
         for d, domain in enumerate(domains):
@@ -183,34 +197,39 @@ def predictive_check(
                     "lower": float(lower[j, d]),
                     "upper": float(upper[j, d]),
                     "inside": bool(lower[j, d] <= observed[j, d] <= upper[j, d]),
-                    "method": method,
+                    "method": str(method[j, d]),
                     "pareto_k": float(pareto[j, d]),
                 }
             )
     return pd.DataFrame(rows)
 
 
-def _same_runs(idata: _arviz.InferenceData, mixtures: pd.DataFrame, losses: pd.DataFrame) -> bool:
-    """Whether ``mixtures``/``losses`` are the runs the fit was made on (same names and values)."""
+def _own_runs(idata: _arviz.InferenceData, mixtures: pd.DataFrame, losses: pd.DataFrame) -> np.ndarray:
+    """Whether each given run is one the fit was made on (same name, mixture and losses)."""
     try:
         own_mixtures, own_losses = observed_runs(idata)
     except InputError:
-        return False
-    return (
-        list(own_mixtures.index) == [str(r) for r in mixtures.index]
-        and np.allclose(own_mixtures.to_numpy(), mixtures.to_numpy(), rtol=0.0, atol=1e-12)
-        and np.allclose(own_losses.to_numpy(), losses.to_numpy(dtype=float), rtol=0.0, atol=1e-12)
-    )
+        return np.zeros(len(mixtures), dtype=bool)
+    position = {str(run): i for i, run in enumerate(own_mixtures.index)}
+    out = np.zeros(len(mixtures), dtype=bool)
+    for j, run in enumerate(mixtures.index):
+        i = position.get(str(run))
+        out[j] = i is not None and bool(
+            np.allclose(own_mixtures.to_numpy()[i], mixtures.to_numpy()[j], rtol=0.0, atol=1e-12)
+            and np.allclose(own_losses.to_numpy()[i], losses.to_numpy(dtype=float)[j], rtol=0.0, atol=1e-12)
+        )
+    return out
 
 
-def _no_loo_reason(idata: _arviz.InferenceData, runs: RunTable | None) -> str | None:
-    """Why leave-one-out intervals are not possible for this check (None when they are)."""
-    if runs is not None:
-        return "the runs are not the fit's own (they are predicted directly)"
+def _no_loo_reason(idata: _arviz.InferenceData, max_draws: int | None) -> str | None:
+    """Why leave-one-out intervals are not possible for this fit (None when they are)."""
     spec = fitted_spec(idata)
     posterior = idata.posterior
-    if posterior.sizes["chain"] * posterior.sizes["draw"] < 2:
+    n = posterior.sizes["chain"] * posterior.sizes["draw"]
+    if n < 2:
         return f"a point fit (method={spec.method!r}) has no posterior draws to reweight"
+    if max_draws is not None and max_draws < 2:
+        return f"max_draws={max_draws} leaves no posterior draws to reweight"
     if "sigma_shared" in posterior:
         return "noise='shared' makes a run's losses one joint observation"
     if spec.build_law().run_inputs:

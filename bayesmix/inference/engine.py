@@ -366,10 +366,13 @@ def sample_nuts(
     seed: int,
     progressbar: bool = False,
     reuse: bool = True,
+    low_rank: bool | None = None,
 ) -> _arviz.InferenceData:
     """NUTS (nutpie) on ``model``, compiled once per structure; InferenceData like ``pm.sample``.
 
-    ``tune=None`` takes :func:`default_tune` for the model's number of parameters.
+    ``tune=None`` takes :func:`default_tune` for the model's number of parameters; ``low_rank``
+    chooses nutpie's low-rank-modified mass matrix (``None``: above :data:`LOW_RANK_MIN_DIM`
+    parameters), which also learns strong correlations between a few parameters.
 
     Returns
     -------
@@ -402,7 +405,7 @@ def sample_nuts(
                 seed=int(seed),
                 progress_bar=bool(progressbar),
                 save_warmup=False,
-                low_rank_modified_mass_matrix=comp.n_dim > LOW_RANK_MIN_DIM,
+                low_rank_modified_mass_matrix=comp.n_dim > LOW_RANK_MIN_DIM if low_rank is None else bool(low_rank),
             )
     sample_seconds = time.perf_counter() - started
     logger.info("NUTS: sampled in %.1f s", sample_seconds)

@@ -302,7 +302,9 @@ def check_mixture_variation(runs: RunTable) -> None:
         )
 
 
-def _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progressbar) -> _arviz.InferenceData:
+def _fit_nuts(
+    model, sampler, draws, tune, chains, target_accept, seed, progressbar, low_rank=None
+) -> _arviz.InferenceData:
     if sampler == "nutpie":
         return engine.sample_nuts(
             model,
@@ -312,6 +314,7 @@ def _fit_nuts(model, sampler, draws, tune, chains, target_accept, seed, progress
             target_accept=target_accept,
             seed=seed,
             progressbar=progressbar,
+            low_rank=low_rank,
         )
     import pymc as pm
 

@@ -726,7 +726,7 @@ def observed_section(inputs: ReportInputs) -> Section | None:
         return None
     section = Section("observed_vs_predicted")
     check = predictive_check(fit, runs, prob=prob, seed=seed)
-    fig = figures.observed_vs_predicted(fit, runs, prob=prob, seed=seed, loss_unit=unit)
+    fig = figures.observed_vs_predicted(fit, runs, prob=prob, seed=seed, loss_unit=unit, check=check)
     counts = check["method"].value_counts()
     words = {
         "loo": "predicted leave-one-out (PSIS-LOO: the posterior as if that loss had not been observed, so "

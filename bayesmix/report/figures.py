@@ -130,6 +130,7 @@ def observed_vs_predicted(
     seed: int = 0,
     loss_unit: str = LOSS_UNIT,
     ax: Any = None,
+    check: pd.DataFrame | None = None,
 ) -> Any:
     """Observed losses against the posterior predictive mean and interval, coloured by domain.
 
@@ -155,6 +156,9 @@ def observed_vs_predicted(
         Unit of the losses, named on both axes.
     ax
         Axes to draw on; ``None`` makes a new figure.
+    check
+        The :func:`~bayesmix.report.predictive_check` of these arguments, when the caller has it
+        already (it is then drawn, not recomputed).
 
     Returns
     -------
@@ -162,7 +166,8 @@ def observed_vs_predicted(
     """
     prob = check_prob(prob)
     loss_unit = check_loss_unit(loss_unit)
-    check = predictive_check(idata, runs, prob=prob, max_draws=max_draws, seed=seed)
+    if check is None:
+        check = predictive_check(idata, runs, prob=prob, max_draws=max_draws, seed=seed)
     domains = list(pd.unique(check["domain"]))
     beside = len(domains) > LEGEND_INSIDE
     ax = _axes(ax, (min(MAX_WIDTH, 9.5), 6.0) if beside else (6.5, 5.5))

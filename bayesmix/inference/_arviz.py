@@ -176,7 +176,4 @@ def pareto_k(log_ratios: np.ndarray) -> float:
     if not np.isfinite(finite).any():
         return float("inf")
     finite = np.where(np.isfinite(finite), finite, np.min(finite[np.isfinite(finite)]) - 1e3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, k = az.psislw(finite - finite.max())
-    return float(np.asarray(k))
+    return float(psis_log_weights(finite - finite.max())[1])

@@ -560,10 +560,10 @@ def target_draws(
         (per-run effect and checkpoint noise).
     """
     rng = np.random.default_rng(seed)
-    mixtures, domains = list(fitted.mixtures.index), fitted.domains
-    target = {"model_size": np.asarray(float(model_size)), "tokens": np.asarray(float(tokens))}
     if fitted.single_size:
         return _single_size_draws(fitted, float(model_size), float(tokens), max_draws, rng, seed)
+    mixtures, domains = list(fitted.mixtures.index), fitted.domains
+    target = {"model_size": np.asarray(float(model_size)), "tokens": np.asarray(float(tokens))}
     if fitted.method == "joint":
         law: ScalingLaw = JointScalingLaw()
         idata, curves = fitted.scaling, fitted.curves

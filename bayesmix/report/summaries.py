@@ -24,6 +24,7 @@ from bayesmix.inference.nested import NestedFit
 from bayesmix.inference.predict import (
     fitted_runs,
     fitted_spec,
+    interval,
     law_draws,
     log_likelihood_values,
     posterior_draws,
@@ -154,14 +155,13 @@ def predictive_check(
     reason = _no_loo_reason(idata, max_draws) or (None if own.any() else "none of the runs is the fit's own")
     if loo and reason:
         raise InputError("loo", f"leave-one-out intervals are not possible here: {reason}", "use loo=None")
-    draws = predict(idata, mixtures, kind="predictive", max_draws=max_draws, seed=seed)
     domains = list(losses.columns)
+    draws = predict(idata, mixtures, kind="predictive", max_draws=max_draws, seed=seed).sel(domain=domains)
+    summary = interval(draws, prob=prob).transpose("mixture", "domain")
+    centre, lower, upper = (summary[name].to_numpy() for name in ("mean", "lower", "upper"))
     observed = losses.to_numpy(dtype=float)
-    values = draws.sel(domain=domains).transpose("sample", "mixture", "domain").to_numpy()
+    values = draws.transpose("sample", "mixture", "domain").to_numpy()
     tail = (1.0 - prob) / 2.0
-    centre = values.mean(axis=0)
-    lower = np.quantile(values, tail, axis=0)
-    upper = np.quantile(values, 1.0 - tail, axis=0)
     method = np.where(own, "in-sample", "held-out")[:, None].repeat(len(domains), axis=1).astype(object)
     pareto = np.full(observed.shape, np.nan)
     if reason is None and loo is not False:
@@ -174,8 +174,7 @@ def predictive_check(
         )
         finite = np.isfinite(log_lik).all(axis=0)  # a cell with a non-finite draw keeps its in-sample interval
         log_w, k = _arviz.psis_log_weights(np.moveaxis(np.where(np.isfinite(log_lik), -log_lik, 0.0), 0, -1))
-        weights = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
-        weights /= weights.sum(axis=-1, keepdims=True)
+        weights = np.exp(log_w)  # PSIS's log weights are normalised
         cells = np.moveaxis(values[:, own], 0, -1)  # (run, domain, sample)
         for target, value in (
             (centre, (weights * cells).sum(axis=-1)),
@@ -211,13 +210,12 @@ def _own_runs(idata: _arviz.InferenceData, mixtures: pd.DataFrame, losses: pd.Da
     except InputError:
         return np.zeros(len(mixtures), dtype=bool)
     position = {str(run): i for i, run in enumerate(own_mixtures.index)}
-    out = np.zeros(len(mixtures), dtype=bool)
+    fitted = np.hstack([own_mixtures.to_numpy(dtype=float), own_losses.to_numpy(dtype=float)])
+    given = np.hstack([mixtures.to_numpy(dtype=float), losses.to_numpy(dtype=float)])
+    out = np.zeros(len(given), dtype=bool)
     for j, run in enumerate(mixtures.index):
         i = position.get(str(run))
-        out[j] = i is not None and bool(
-            np.allclose(own_mixtures.to_numpy()[i], mixtures.to_numpy()[j], rtol=0.0, atol=1e-12)
-            and np.allclose(own_losses.to_numpy()[i], losses.to_numpy(dtype=float)[j], rtol=0.0, atol=1e-12)
-        )
+        out[j] = i is not None and bool(np.allclose(fitted[i], given[j], rtol=0.0, atol=1e-12))
     return out
 
 

@@ -163,3 +163,19 @@ def test_third_party_warnings_only_with_verbose(verbose):
     assert "the form-error term was skipped" in result.stderr and "fitting the law" in result.stderr
     assert ("BLAS" in result.stderr) == verbose and ("third-party deprecation" in result.stderr) == verbose
     assert logging.getLogger("bayesmix").handlers == []  # undone when the command ends
+
+
+def test_a_refit_warm_starts_from_an_earlier_fit_file(runs5, tmp_path):
+    runs5.to_wide().to_csv(tmp_path / "runs.csv", index=False)
+    short = ["--draws", "50", "--tune", "50", "--chains", "2", "--no-discrepancy"]
+    first = runner.invoke(app, ["fit", str(tmp_path / "runs.csv"), *short, "--out", str(tmp_path / "first.nc")])
+    assert first.exit_code == 0, first.output
+    args = ["fit", str(tmp_path / "runs.csv"), *short, "--out", str(tmp_path / "again.nc")]
+    again = runner.invoke(app, [*args, "--warm-start", str(tmp_path / "first.nc")])
+    assert again.exit_code == 0, again.output
+    assert bm.load(tmp_path / "again.nc").posterior.attrs["bayesmix_warm_start"] == 1
+    assert bm.load(tmp_path / "first.nc").posterior.attrs["bayesmix_warm_start"] == 0
+    refused = runner.invoke(app, [*args, "--method", "laplace", "--warm-start", str(tmp_path / "first.nc")])
+    assert refused.exit_code == 1 and "warm_start" in refused.stderr and "Fix:" in refused.stderr
+    missing = runner.invoke(app, [*args, "--warm-start", str(tmp_path / "none.nc")])
+    assert missing.exit_code == 1 and "none.nc" in missing.stderr

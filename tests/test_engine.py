@@ -218,7 +218,7 @@ def test_a_chain_stuck_in_a_minor_mode_is_dropped_and_reported():
 
 def test_tune_none_takes_the_default_for_the_models_size(law, monkeypatch):
     runs = simulate_runs(law, 24, seed=1)
-    monkeypatch.setattr(engine, "DEFAULT_TUNE", {"diagonal": 40, "low_rank": 20})
+    monkeypatch.setattr(engine, "DEFAULT_TUNE", {"diagonal": 40, "low_rank": 20, "low_rank_warm": 10})
 
     def draws(tune):
         return _fit(runs, tune=tune, seed=3).posterior["t"].to_numpy()
@@ -229,3 +229,62 @@ def test_tune_none_takes_the_default_for_the_models_size(law, monkeypatch):
     assert not np.array_equal(draws(None), draws(40))
     with pytest.raises(bm.InputError, match="tune"):
         _fit(runs, tune=-1)
+
+
+def test_warm_start_points_are_earlier_draws_in_the_samplers_coordinates(law):
+    """Each point, expanded by the compiled model, gives back one earlier draw of every free variable."""
+    earlier = _fit(simulate_runs(law, 24, seed=1), seed=3)
+    comp = engine.compiled(build_model(bm.MixingLaw(), simulate_runs(law, 31, seed=2)))
+    points = engine.warm_start_points(comp, earlier, seed=0, n=6)
+    assert points.shape == (6, comp.n_dim)
+    np.testing.assert_array_equal(points, engine.warm_start_points(comp, earlier, seed=0, n=6))
+    stacked = earlier.posterior.stack(sample=("chain", "draw"))
+    free = [rv.name for rv in comp.model.free_RVs]
+    assert "sigma" in free  # a positive variable: its coordinate is log(sigma)
+    for point in points:
+        values = comp.expand(point)
+        # the draw whose sigma matches, and every other free variable of that same draw
+        i = int(np.argmin(np.abs(stacked["sigma"].to_numpy() - values["sigma"][:, None]).sum(axis=0)))
+        for name in free:
+            np.testing.assert_allclose(values[name], stacked[name].to_numpy()[..., i], rtol=1e-9, atol=1e-12)
+    # the nutpie start function picks one of the points by its seed, the same one every time
+    start = engine._StartAt(points)
+    assert any(np.array_equal(start(12345), p) for p in points)
+    np.testing.assert_array_equal(start(12345), start(12345))
+
+
+def test_a_warm_start_keeps_the_posterior_and_is_reproducible(law, monkeypatch):
+    earlier = _fit(simulate_runs(law, 24, seed=1), seed=3)
+    runs = simulate_runs(law, 31, seed=2)
+    cold = _fit(runs, seed=4, draws=500)
+    warm = _fit(runs, seed=4, draws=500, warm_start=earlier)
+    assert warm.posterior.attrs["bayesmix_warm_start"] == 1 and cold.posterior.attrs["bayesmix_warm_start"] == 0
+    for name in ("c", "log_k", "t"):
+        a, b = cold.posterior[name], warm.posterior[name]
+        # the two posterior means differ by Monte Carlo error only: within 4 standard errors
+        se = np.hypot(*(x.std(("chain", "draw")) / np.sqrt(bm.inference._arviz.ess_bulk(x.to_dataset())[name]) for x in (a, b)))
+        assert (np.abs(a.mean(("chain", "draw")) - b.mean(("chain", "draw"))) < 4 * se).all(), name
+    starts = []  # the sampler asks the warm start for each chain's first point
+    start_at = engine._StartAt.__call__
+    monkeypatch.setattr(engine._StartAt, "__call__", lambda self, seed: starts.append(seed) or start_at(self, seed))
+    again = _fit(runs, seed=4, draws=500, warm_start=earlier)
+    np.testing.assert_array_equal(warm.posterior["t"].to_numpy(), again.posterior["t"].to_numpy())
+    assert len(set(starts)) == SHORT["chains"]
+    # a large model tunes less when warm-started (tune=None)
+    monkeypatch.setattr(engine, "LOW_RANK_MIN_DIM", 0)
+    tuned = bm.fit(runs, draws=20, chains=2, seed=1, warm_start=earlier)
+    assert tuned.posterior.attrs["bayesmix_tune"] == engine.DEFAULT_TUNE["low_rank_warm"]
+
+
+def test_a_warm_start_from_another_model_or_for_another_method_is_refused(law):
+    runs = simulate_runs(law, 24, seed=1)
+    earlier = _fit(runs, seed=3)
+    fewer = earlier.posterior.isel(domain=slice(0, 2))  # a fit on two of the three domains
+    with pytest.raises(bm.InputError, match=r"warm_start.*shape"):
+        _fit(runs, warm_start=fewer)
+    with pytest.raises(bm.InputError, match=r"warm_start.*no 'slope_offset"):
+        _fit(runs, law=bm.MixingLaw(exponent=0.5), warm_start=earlier)
+    with pytest.raises(bm.InputError, match=r"warm_start.*method='laplace'"):
+        bm.fit(runs, method="laplace", warm_start=earlier)
+    with pytest.raises(bm.InputError, match=r"warm_start.*not a posterior"):
+        _fit(runs, warm_start=runs)

@@ -285,6 +285,13 @@ def fit(
         help="Add the law's form error (a Gaussian process over mixture space on the residuals, scaled by "
         "region backtests), so intervals widen away from the runs.",
     ),
+    warm_start: Path | None = typer.Option(
+        None,
+        "--warm-start",
+        help="An earlier NUTS fit (.nc) of the same law on the same domains, e.g. before the last runs: the "
+        "chains start at its draws (the same posterior, a faster refit).",
+        show_default=False,
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fit a mixing law to a run table (or the nested laws to a project's runs) and save the posterior."""
@@ -295,7 +302,7 @@ def fit(
                  "--renormalise": (renormalise, False), "--no-discrepancy": (discrepancy, True),
                  "LOSSES": (losses, None), "--key": (key, "index"), "--mixture-column": (mixture_column or None, None),
                  "--loss-column": (loss_column or None, None), "--run-column": (run_column, "run"),
-                 "--step": (step, None), "--tokens": (tokens, None)}  # fmt: skip
+                 "--step": (step, None), "--tokens": (tokens, None), "--warm-start": (warm_start, None)}  # fmt: skip
         for option, (value, default) in given.items():
             if value != default:
                 _fail(
@@ -310,6 +317,7 @@ def fit(
         table = read_runs(
             runs, losses, layout, key, mixture_column, loss_column, run_column, step, tokens, renormalise
         )
+        earlier = None if warm_start is None else bm.load(warm_start)
         note(f"Fitting {chosen!r} to {table.n_runs} runs, {len(table.domains)} validation domains ({method})")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", bm.SamplerHealthWarning)
@@ -323,6 +331,7 @@ def fit(
                 seed=seed,
                 discrepancy="auto" if discrepancy else None,
                 progressbar=show_progress(),
+                warm_start=earlier,
             )
         path = bm.save(idata, out)
     except BayesmixError as err:

@@ -288,3 +288,25 @@ def test_a_warm_start_from_another_model_or_for_another_method_is_refused(law):
         bm.fit(runs, method="laplace", warm_start=earlier)
     with pytest.raises(bm.InputError, match=r"warm_start.*not a posterior"):
         _fit(runs, warm_start=runs)
+
+
+def test_jittered_starts_lie_within_the_jitter_of_the_priors_centre(law, monkeypatch):
+    runs = simulate_runs(law, 24, seed=1)
+    model = build_model(bm.MixingLaw(), runs)
+    comp = engine.compiled(model)
+    centre = comp.model.initial_point()
+    x0 = np.concatenate([np.ravel(centre[comp.model.rvs_to_values[rv].name]) for rv in comp.model.free_RVs])
+    points = engine.jittered_starts(comp, 0.3, seed=2, n=16)
+    assert points.shape == (16, comp.n_dim)
+    assert np.abs(points - x0).max() <= 0.3 and np.abs(points - x0).max() > 0.2
+    np.testing.assert_array_equal(points, engine.jittered_starts(comp, 0.3, seed=2, n=16))
+    # the expanded centre is the prior's: sigma at its HalfNormal support point, level_z at 0
+    assert np.allclose(comp.expand(x0)["level_z"], 0.0)
+    starts = []
+    start_at = engine._StartAt.__call__
+    monkeypatch.setattr(engine._StartAt, "__call__", lambda self, seed: starts.append(seed) or start_at(self, seed))
+    idata = engine.sample_nuts(model, draws=20, tune=20, chains=2, target_accept=0.9, seed=0, start_jitter=0.3)
+    assert idata.posterior.attrs["bayesmix_start_jitter"] == 0.3 and len(set(starts)) == 2
+    for bad in (-0.1, float("nan"), "0.3"):
+        with pytest.raises(bm.InputError, match="start_jitter"):
+            engine.jittered_starts(comp, bad, seed=0)

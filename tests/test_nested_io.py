@@ -54,8 +54,9 @@ def test_target_fit_optimises_like_the_nested_prediction(fitted):
     draws = predict_target(fitted, **TARGET, mixtures=[best.mixture.to_dict()], kind="mean", max_draws=None)
     total = float(draws.sel(domain="total").mean())
     assert abs(total - best.expected_loss) < 0.02
-    # and it is no worse than the observed mixtures under the same law
-    observed = bm.predict(mixing, fitted.mixtures, kind="mean").mean(("sample", "domain"))
+    # and it is no worse than the observed mixtures under the same law and the same 200 draws
+    # (with all draws the comparison would carry their Monte Carlo error: ~0.001 nats)
+    observed = bm.predict(mixing, fitted.mixtures, kind="mean", max_draws=200, seed=0).mean(("sample", "domain"))
     assert best.expected_loss <= float(observed.min()) + 1e-6
 
 

@@ -322,7 +322,8 @@ def check_mixture_variation(runs: RunTable) -> None:
 
 
 def _fit_nuts(
-    model, sampler, draws, tune, chains, target_accept, seed, progressbar, low_rank=None, warm_start=None
+    model, sampler, draws, tune, chains, target_accept, seed, progressbar, low_rank=None, warm_start=None,
+    start_jitter=None,
 ) -> _arviz.InferenceData:
     if sampler == "nutpie":
         return engine.sample_nuts(
@@ -335,6 +336,7 @@ def _fit_nuts(
             progressbar=progressbar,
             low_rank=low_rank,
             warm_start=warm_start,
+            start_jitter=start_jitter,
         )
     import pymc as pm
 

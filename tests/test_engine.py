@@ -279,9 +279,23 @@ def test_a_warm_start_keeps_the_posterior_and_is_reproducible(law, monkeypatch):
 def test_a_warm_start_from_another_model_or_for_another_method_is_refused(law):
     runs = simulate_runs(law, 24, seed=1)
     earlier = _fit(runs, seed=3)
-    fewer = earlier.posterior.isel(domain=slice(0, 2))  # a fit on two of the three domains
-    with pytest.raises(bm.InputError, match=r"warm_start.*shape"):
+    renamed = earlier.posterior.assign_coords(domain=["a", "b", "c"])  # a fit on other domains
+    with pytest.raises(bm.InputError, match=r"warm_start.*'domain' is \['a', 'b', 'c'\]"):
+        _fit(runs, warm_start=renamed)
+    fewer = earlier.posterior.isel(domain=slice(0, 2))
+    with pytest.raises(bm.InputError, match=r"warm_start.*'domain'"):
         _fit(runs, warm_start=fewer)
+    with pytest.raises(bm.InputError, match=r"warm_start.*point fit"):
+        _fit(runs, warm_start=bm.fit(runs, method="map"))
+    with pytest.raises(bm.InputError, match=r"warm_start.*sampler='pymc'"):
+        _fit(runs, sampler="pymc", warm_start=earlier)
+    # the same domains in another order are reordered to the model's, draw for draw
+    model = build_model(bm.MixingLaw(), runs)
+    flipped = earlier.posterior.isel(domain=[2, 0, 1])
+    a = engine.earlier_draws(model, earlier, seed=0)
+    b = engine.earlier_draws(model, flipped, seed=0)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
     with pytest.raises(bm.InputError, match=r"warm_start.*no 'slope_offset"):
         _fit(runs, law=bm.MixingLaw(exponent=0.5), warm_start=earlier)
     with pytest.raises(bm.InputError, match=r"warm_start.*method='laplace'"):
@@ -300,8 +314,11 @@ def test_jittered_starts_lie_within_the_jitter_of_the_priors_centre(law, monkeyp
     assert points.shape == (16, comp.n_dim)
     assert np.abs(points - x0).max() <= 0.3 and np.abs(points - x0).max() > 0.2
     np.testing.assert_array_equal(points, engine.jittered_starts(comp, 0.3, seed=2, n=16))
-    # the expanded centre is the prior's: sigma at its HalfNormal support point, level_z at 0
-    assert np.allclose(comp.expand(x0)["level_z"], 0.0)
+    # the centre is the prior's (level_z's Normal(0, 1) at 0), and expanding it and mapping the free
+    # variables back gives the same sampler coordinates
+    values = comp.expand(x0)
+    assert np.allclose(values["level_z"], 0.0)
+    np.testing.assert_allclose(comp.unconstrained({rv.name: values[rv.name] for rv in comp.model.free_RVs}), x0)
     starts = []
     start_at = engine._StartAt.__call__
     monkeypatch.setattr(engine._StartAt, "__call__", lambda self, seed: starts.append(seed) or start_at(self, seed))

@@ -51,8 +51,8 @@ LOW_RANK_MIN_DIM = 100
 #: draws of 3-domain, 20-run studies), so they keep PyMC's 1,000. Chains warm-started at an
 #: earlier posterior's draws (:func:`warm_start_points`) skip the transient from the prior and
 #: tune the low-rank mass matrix in 300 (RegMix refits and a 16 x 16-domain, 500-run study, 3
-#: seeds each: the same r_hat, divergences and held-out coverage as at 500, 13-20% less time;
-#: at 200 RegMix needed 33 leapfrog steps per draw instead of 19-22)
+#: seeds each: the same r_hat, divergences and held-out coverage as at 500, 13-22% less time,
+#: bulk ESS 25-40% lower on RegMix; at 200 RegMix needed 33 leapfrog steps per draw, not 19-22)
 DEFAULT_TUNE = {"diagonal": 1000, "low_rank": 500, "low_rank_warm": 300}
 #: data containers named so are inputs of the compiled model, not data of the study (the data
 #: scales of the priors, inputs derived from the runs' mixtures): they stay out of ``constant_data``
@@ -63,6 +63,9 @@ STUCK_LOGP_GAP = 10.0
 #: a warm start turns this many draws of the earlier posterior into starting points; each chain
 #: starts at one of them, chosen by its seed
 WARM_START_POINTS = 64
+#: an earlier posterior needs this many draws to start chains apart (a point fit has one)
+WARM_START_MIN_DRAWS = 4
+WARM_START_FIX = "pass a fit of the same law on the same domains (runs may differ), or warm_start=None"
 
 logger = logging.getLogger(__name__)
 
@@ -415,42 +418,58 @@ def sample_nuts(
     progressbar: bool = False,
     reuse: bool = True,
     low_rank: bool | None = None,
-    warm_start: Any = None,
+    warm_start: _arviz.InferenceData | None = None,
     start_jitter: float | None = None,
 ) -> _arviz.InferenceData:
     """NUTS (nutpie) on ``model``, compiled once per structure; InferenceData like ``pm.sample``.
 
-    ``tune=None`` takes :func:`default_tune` for the model's number of parameters (and start);
-    ``low_rank``
-    chooses nutpie's low-rank-modified mass matrix (``None``: above :data:`LOW_RANK_MIN_DIM`
-    parameters), which also learns strong correlations between a few parameters.
-    ``warm_start`` (an earlier fit of a model with the same free variables) starts each chain
-    at one of its draws (:func:`warm_start_points`) instead of a jittered prior point; the draws
-    are unchanged, the default tuning of a low-rank model shorter (:data:`DEFAULT_TUNE`).
+    ``tune=None`` takes :func:`default_tune` for the model's number of parameters and start;
+    ``low_rank`` chooses nutpie's low-rank-modified mass matrix (``None``: above
+    :data:`LOW_RANK_MIN_DIM` parameters), which also learns strong correlations between a few
+    parameters.
+
+    Where the chains start: ``warm_start`` (an earlier fit of the same law on the same domains)
+    starts each at one of its draws (:func:`warm_start_points`); otherwise ``start_jitter``
+    starts them within ``+-start_jitter`` of the prior's centre in every sampler coordinate
+    (:func:`jittered_starts`), and ``None`` at PyMC's default (``+-1``). The posterior is the
+    same (the tuning steps are discarded); the draws differ, and a warm-started low-rank model
+    tunes less by default (:data:`DEFAULT_TUNE`).
 
     Returns
     -------
     arviz.InferenceData
         ``posterior`` and ``sample_stats`` from nutpie, ``constant_data`` and ``observed_data``
         from ``model``; ``posterior.attrs`` gain ``bayesmix_tune`` (the tuning steps used),
-        ``bayesmix_compile_seconds``,
-        ``bayesmix_sample_seconds`` and ``bayesmix_compiled_from_cache``.
+        ``bayesmix_warm_start`` (1 or 0), ``bayesmix_start_jitter`` (when the chains started
+        so), ``bayesmix_compile_seconds``, ``bayesmix_sample_seconds`` and
+        ``bayesmix_compiled_from_cache``.
+
+    Raises
+    ------
+    InputError
+        A ``warm_start`` that is not a posterior of this model's free variables and domains, or
+        a ``start_jitter`` that is not a number >= 0.
     """
     import time
 
     import nutpie
 
     with one_blas_thread():
-        earlier = None if warm_start is None else earlier_draws(model, warm_start)  # checked before compiling
+        # checked before compiling
+        earlier = None if warm_start is None else earlier_draws(model, warm_start, seed=seed)
+        if warm_start is None and start_jitter is not None:
+            _check_jitter(start_jitter)
         comp = compiled(model, reuse=reuse)
         tune = default_tune(comp.n_dim, warm=warm_start is not None) if tune is None else int(tune)
-        nuts_model = comp.nutpie
-        if warm_start is not None:
+        points = None
+        if earlier is not None:
             points = warm_start_points(comp, earlier, seed=seed)
-            nuts_model = dataclasses.replace(nuts_model, initial_point_func=_StartAt(points))
         elif start_jitter is not None:
-            points = jittered_starts(comp, float(start_jitter), seed=seed)
-            nuts_model = dataclasses.replace(nuts_model, initial_point_func=_StartAt(points))
+            points = jittered_starts(comp, start_jitter, seed=seed)
+            if points is None:
+                logger.info("NUTS: the prior's centre has no finite log density; PyMC's starting points used")
+                start_jitter = None
+        nuts_model = comp.nutpie if points is None else dataclasses.replace(comp.nutpie, initial_point_func=_StartAt(points))
         logger.info(
             "NUTS: %d chains x %d tuning + %d draws of %d parameters (model %s in %.1f s)",
             int(chains), int(tune), int(draws), comp.n_dim,
@@ -482,7 +501,7 @@ def sample_nuts(
     idata.posterior.attrs["bayesmix_dropped_chains"] = json.dumps(dropped)
     idata.posterior.attrs["bayesmix_tune"] = int(tune)
     idata.posterior.attrs["bayesmix_warm_start"] = int(warm_start is not None)
-    if warm_start is None and start_jitter is not None:
+    if earlier is None and start_jitter is not None:
         idata.posterior.attrs["bayesmix_start_jitter"] = float(start_jitter)
     idata.posterior.attrs["bayesmix_compile_seconds"] = float(comp.compile_seconds)
     idata.posterior.attrs["bayesmix_sample_seconds"] = float(sample_seconds)
@@ -496,7 +515,7 @@ def warm_start_points(comp: Compiled, earlier: Any, *, seed: int, n: int = WARM_
     A refit after a few more runs (a designer's next batch, a backtest fold, a study grown by a
     batch) has a posterior close to the last one. Chains started there skip the transient of a
     start from the prior, in which the early adaptation windows see long trajectories (RegMix
-    512 x 17 x 13: 200-700 leapfrog steps per iteration over the first 70, against about 20 per
+    512 x 17 x 13: 200-700 leapfrog steps per iteration over the first 70, against 15-20 per
     draw after tuning). Where the chains start does not change what they converge to: the
     tuning steps are discarded.
 
@@ -506,8 +525,8 @@ def warm_start_points(comp: Compiled, earlier: Any, *, seed: int, n: int = WARM_
         The compiled model to start.
     earlier
         An InferenceData (or its ``posterior``) holding every free variable of ``comp.model``
-        with the same shape per draw: a fit of the same law on the same domains (the number of
-        runs may differ). Or the output of :func:`earlier_draws`.
+        with the same dims and labels (a fit of the same law on the same domains; the number of
+        runs may differ), or what :func:`earlier_draws` returned for it.
     seed
         Chooses the draws.
     n
@@ -521,84 +540,119 @@ def warm_start_points(comp: Compiled, earlier: Any, *, seed: int, n: int = WARM_
     Raises
     ------
     InputError
-        A free variable is missing from ``earlier`` or has another shape, or no chosen draw is
-        finite.
+        See :func:`earlier_draws`; or no chosen draw gives a finite point.
     """
-    arrays = earlier if isinstance(earlier, dict) else earlier_draws(comp.model, earlier)
-    n_draws = len(next(iter(arrays.values())))
-    picked = np.random.default_rng(seed).choice(n_draws, size=min(int(n), n_draws), replace=False)
-    points = [comp.unconstrained({name: values[i] for name, values in arrays.items()}) for i in picked]
+    arrays = earlier if isinstance(earlier, dict) else earlier_draws(comp.model, earlier, seed=seed, n=n)
+    n_points = min(len(values) for values in arrays.values())
+    points = [comp.unconstrained({name: values[i] for name, values in arrays.items()}) for i in range(n_points)]
     points = [p for p in points if p.shape == (comp.n_dim,) and np.isfinite(p).all()]
     if not points:
         raise InputError("warm_start", "none of the earlier draws gives a finite starting point", WARM_START_FIX)
     return np.stack(points)
 
 
-def jittered_starts(comp: Compiled, jitter: float, *, seed: int, n: int = WARM_START_POINTS) -> np.ndarray:
-    """``n`` starting points: the model's initial point plus uniform noise in ``[-jitter, jitter]``.
+def earlier_draws(model: Any, earlier: Any, *, seed: int, n: int = WARM_START_POINTS) -> dict[str, np.ndarray]:
+    """``n`` draws (chosen under ``seed``) of every free variable of ``model`` from a posterior.
 
-    The initial point is the prior's centre in the sampler's coordinates (PyMC's support
-    point, unjittered). PyMC and nutpie jitter it by up to 1 in every coordinate; where a law
-    reads a quotient of its parameters (the mixing law's ``t = slope / k``), most such starts
-    lie where the law overflows (the mixing law at a quickstart's target scale: 62 of 64 starts
-    had log densities below -1e4, and chains that started there stuck). ``(n, comp.n_dim)``.
+    Parameters
+    ----------
+    model
+        The PyMC model to start.
+    earlier
+        An InferenceData or its ``posterior``, with at least :data:`WARM_START_MIN_DRAWS` draws.
 
-    Raises
-    ------
-    InputError
-        ``jitter`` is not a finite number >= 0, or the initial point's log density is not finite.
-    """
-    if not is_real_number(jitter) or not np.isfinite(jitter) or jitter < 0:
-        raise InputError("start_jitter", f"got {jitter!r}", "give a number >= 0 (e.g. 0.3)")
-    model = comp.model
-    centre = model.initial_point()
-    x0 = np.concatenate([np.ravel(centre[model.rvs_to_values[rv].name]) for rv in model.free_RVs]).astype(float)
-    if not np.isfinite(comp.logp_dlogp(x0)[0]):
-        raise InputError("start_jitter", "the model's initial point has no finite log density", "use start_jitter=None")
-    rng = np.random.default_rng(seed)
-    return x0 + rng.uniform(-jitter, jitter, size=(int(n), x0.size))
-
-
-WARM_START_FIX = "pass a fit of the same law on the same domains (runs may differ), or warm_start=None"
-
-
-def earlier_draws(model: Any, earlier: Any) -> dict[str, np.ndarray]:
-    """Every free variable of ``model`` from the posterior ``earlier``: ``(draws, *shape)`` by name.
+    Returns
+    -------
+    dict
+        By free variable name: ``(n, *shape)`` constrained values, laid out in ``model``'s dims
+        (a posterior whose labels are in another order is reordered to them).
 
     Raises
     ------
     InputError
-        ``earlier`` is not a posterior, lacks a free variable or has it in another shape.
+        ``earlier`` is not a posterior with enough draws, lacks a free variable, or has one
+        with other dims or other labels (another domain, another law).
     """
-    import pytensor
-
     posterior = getattr(earlier, "posterior", earlier)
     if not hasattr(posterior, "data_vars") or not {"chain", "draw"} <= set(posterior.dims):
         raise InputError(
             "warm_start", f"got {type(earlier).__name__}, not a posterior with chains and draws", WARM_START_FIX
         )
     n_draws = int(posterior.sizes["chain"] * posterior.sizes["draw"])
-    rvs = list(model.free_RVs)
-    shapes = pytensor.function([], [rv.shape for rv in rvs], mode="FAST_COMPILE")()
+    if n_draws < WARM_START_MIN_DRAWS:
+        raise InputError(
+            "warm_start",
+            f"the earlier posterior has {n_draws} draw(s): a point fit (MAP, paper protocol) cannot start "
+            "chains apart from each other",
+            "pass a NUTS fit of the same law on the same domains, or warm_start=None",
+        )
+    picked = np.sort(np.random.default_rng(seed).choice(n_draws, size=min(int(n), n_draws), replace=False))
     arrays = {}
-    for rv, shape in zip(rvs, shapes, strict=True):
-        shape = tuple(int(d) for d in shape)
+    for rv in model.free_RVs:
         if rv.name not in posterior:
             raise InputError("warm_start", f"the earlier posterior has no {rv.name!r}", WARM_START_FIX)
-        per_draw = tuple(int(posterior.sizes[d]) for d in posterior[rv.name].dims if d not in ("chain", "draw"))
-        if per_draw != shape:
+        var = posterior[rv.name]
+        dims = tuple(model.named_vars_to_dims.get(rv.name, ()))
+        have = tuple(d for d in var.dims if d not in ("chain", "draw"))
+        if set(have) != set(dims):
             raise InputError(
-                "warm_start",
-                f"the earlier {rv.name!r} has shape {per_draw} per draw, this model's {shape}",
-                WARM_START_FIX,
+                "warm_start", f"the earlier {rv.name!r} has dims {have}, this model's {dims}", WARM_START_FIX
             )
-        arrays[rv.name] = posterior[rv.name].transpose("chain", "draw", ...).to_numpy().reshape((n_draws, *shape))
+        for dim in dims:
+            mine = [str(v) for v in model.coords[dim]]
+            theirs = [str(v) for v in var[dim].to_numpy()]
+            if sorted(mine) != sorted(theirs):
+                raise InputError(
+                    "warm_start", f"the earlier {dim!r} is {theirs}, this model's {mine}", WARM_START_FIX
+                )
+            if mine != theirs:
+                var = var.assign_coords({dim: theirs}).sel({dim: mine})
+        flat = var.transpose("chain", "draw", *dims).to_numpy()
+        arrays[rv.name] = flat.reshape((n_draws, *flat.shape[2:]))[picked]
     return arrays
 
 
-@dataclasses.dataclass(frozen=True)
+def jittered_starts(comp: Compiled, jitter: float, *, seed: int, n: int = WARM_START_POINTS) -> np.ndarray | None:
+    """``n`` starting points: the model's initial point plus uniform noise in ``[-jitter, jitter]``.
+
+    The initial point is the prior's centre in the sampler's coordinates (PyMC's support
+    point, unjittered). PyMC and nutpie jitter it by up to 1 in every coordinate; where a law
+    reads a quotient of its parameters (the mixing law's ``t = slope / k``), most such starts
+    can lie where the law overflows (the mixing law at a quickstart's target scale: 62 of 64
+    starts had log densities below -1e4, and chains that started there stuck).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        ``(n, comp.n_dim)``; ``None`` when the initial point has no finite log density (the
+        caller keeps PyMC's starts).
+
+    Raises
+    ------
+    InputError
+        ``jitter`` is not a finite number >= 0.
+    """
+    _check_jitter(jitter)
+    model = comp.model
+    centre = model.initial_point()
+    x0 = np.concatenate([np.ravel(centre[model.rvs_to_values[rv].name]) for rv in model.free_RVs]).astype(float)
+    if not np.isfinite(comp.logp_dlogp(x0)[0]):
+        return None
+    rng = np.random.default_rng(seed)
+    return x0 + rng.uniform(-float(jitter), float(jitter), size=(int(n), x0.size))
+
+
+def _check_jitter(jitter: Any) -> None:
+    if not is_real_number(jitter) or not np.isfinite(jitter) or jitter < 0:
+        raise InputError("start_jitter", f"got {jitter!r}", "give a number >= 0 (e.g. 0.3), or None")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class _StartAt:
-    """nutpie's initial-point function for a warm start: one of ``points``, chosen by the seed."""
+    """nutpie's initial-point function: one of ``points`` (``(n, n_dim)``), chosen by the seed.
+
+    nutpie calls it once per chain (from its threads, under the GIL) with a seed of its own.
+    """
 
     points: np.ndarray
 

@@ -130,7 +130,8 @@ def fit(
         the transient of the early adaptation, and models of more than 100 parameters tune
         300 steps instead of 500 (RegMix 512 x 17 x 13 refitted on other runs, 3 seeds:
         18.4-24.5 s from the prior, 16.1-16.7 s warm-started, 13.3-14.0 s with the shorter
-        tuning; ``benchmarks/speed.py``). ``method="nuts"`` with nutpie only.
+        tuning, with 25-40% fewer effective draws, still above 900; ``benchmarks/speed.py``).
+        ``method="nuts"`` with nutpie only; a point fit (one draw) is refused.
 
     Returns
     -------
@@ -322,9 +323,24 @@ def check_mixture_variation(runs: RunTable) -> None:
 
 
 def _fit_nuts(
-    model, sampler, draws, tune, chains, target_accept, seed, progressbar, low_rank=None, warm_start=None,
-    start_jitter=None,
+    model: Any,
+    sampler: str,
+    draws: int,
+    tune: int | None,
+    chains: int,
+    target_accept: float,
+    seed: int,
+    progressbar: bool,
+    low_rank: bool | None = None,
+    warm_start: _arviz.InferenceData | None = None,
+    start_jitter: float | None = None,
 ) -> _arviz.InferenceData:
+    if sampler != "nutpie" and (warm_start is not None or start_jitter is not None):
+        raise InputError(
+            "warm_start" if warm_start is not None else "start_jitter",
+            f"sets where nutpie's chains start; the sampler is {sampler!r}",
+            "use sampler='nutpie', or leave it None",
+        )
     if sampler == "nutpie":
         return engine.sample_nuts(
             model,

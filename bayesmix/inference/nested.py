@@ -324,7 +324,7 @@ def _sample(
         settings["seed"],
         settings["progressbar"],
         low_rank,
-        start_jitter=start_jitter,
+        start_jitter=start_jitter if settings["sampler"] == "nutpie" else None,
     )
     seconds = time.perf_counter() - started
     _add_arviz_groups(model, idata, settings["seed"])

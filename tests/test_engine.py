@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import warnings
 
@@ -276,12 +277,17 @@ def test_a_warm_start_keeps_the_posterior_and_is_reproducible(law, monkeypatch):
     assert tuned.posterior.attrs["bayesmix_tune"] == engine.DEFAULT_TUNE["low_rank_warm"]
 
 
-def test_a_warm_start_from_another_model_or_for_another_method_is_refused(law):
+def test_a_warm_start_from_another_model_or_for_another_method_is_refused(law, monkeypatch):
     runs = simulate_runs(law, 24, seed=1)
     earlier = _fit(runs, seed=3)
     renamed = earlier.posterior.assign_coords(domain=["a", "b", "c"])  # a fit on other domains
     with pytest.raises(bm.InputError, match=r"warm_start.*'domain' is \['a', 'b', 'c'\]"):
         _fit(runs, warm_start=renamed)
+    # refused before the discrepancy's region backtests would run
+    fit_module = importlib.import_module("bayesmix.inference.fit")  # the module, not the function
+    monkeypatch.setattr(fit_module, "calibrate_discrepancy", lambda *a, **k: pytest.fail("backtests ran"))
+    with pytest.raises(bm.InputError, match=r"warm_start.*'domain'"):
+        _fit(runs, discrepancy=True, warm_start=renamed)
     fewer = earlier.posterior.isel(domain=slice(0, 2))
     with pytest.raises(bm.InputError, match=r"warm_start.*'domain'"):
         _fit(runs, warm_start=fewer)

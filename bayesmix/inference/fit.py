@@ -187,6 +187,8 @@ def fit(
             f"starts NUTS chains; this fit is method={method!r}, sampler={sampler!r}",
             "use method='nuts' with sampler='nutpie', or warm_start=None",
         )
+    if warm_start is not None:  # refused before the discrepancy's backtests, not after them
+        engine.earlier_draws(build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise), warm_start, seed=seed)
     if arviz_groups is not None and not isinstance(arviz_groups, bool):
         raise InputError("arviz_groups", f"got {arviz_groups!r}", "give True, False or None (by size)")
     check_mixture_variation(runs)

@@ -418,7 +418,7 @@ def sample_nuts(
     progressbar: bool = False,
     reuse: bool = True,
     low_rank: bool | None = None,
-    warm_start: _arviz.InferenceData | None = None,
+    warm_start: _arviz.InferenceData | dict[str, np.ndarray] | None = None,
     start_jitter: float | None = None,
 ) -> _arviz.InferenceData:
     """NUTS (nutpie) on ``model``, compiled once per structure; InferenceData like ``pm.sample``.
@@ -428,8 +428,9 @@ def sample_nuts(
     :data:`LOW_RANK_MIN_DIM` parameters), which also learns strong correlations between a few
     parameters.
 
-    Where the chains start: ``warm_start`` (an earlier fit of the same law on the same domains)
-    starts each at one of its draws (:func:`warm_start_points`); otherwise ``start_jitter``
+    Where the chains start: ``warm_start`` (an earlier fit of the same law on the same domains,
+    or its draws as :func:`earlier_draws` returns them) starts each at one of its draws
+    (:func:`warm_start_points`); otherwise ``start_jitter``
     starts them within ``+-start_jitter`` of the prior's centre in every sampler coordinate
     (:func:`jittered_starts`), and ``None`` at PyMC's default (``+-1``). The posterior is the
     same (the tuning steps are discarded); the draws differ, and a warm-started low-rank model
@@ -456,7 +457,9 @@ def sample_nuts(
 
     with one_blas_thread():
         # checked before compiling
-        earlier = None if warm_start is None else earlier_draws(model, warm_start, seed=seed)
+        earlier = warm_start if warm_start is None or isinstance(warm_start, dict) else earlier_draws(
+            model, warm_start, seed=seed
+        )
         if warm_start is None and start_jitter is not None:
             _check_jitter(start_jitter)
         comp = compiled(model, reuse=reuse)

@@ -187,8 +187,10 @@ def fit(
             f"starts NUTS chains; this fit is method={method!r}, sampler={sampler!r}",
             "use method='nuts' with sampler='nutpie', or warm_start=None",
         )
-    if warm_start is not None:  # refused before the discrepancy's backtests, not after them
-        engine.earlier_draws(build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise), warm_start, seed=seed)
+    model = start = None
+    if warm_start is not None:  # checked (and the model built) before the discrepancy's backtests
+        model = build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise)
+        start = engine.earlier_draws(model, warm_start, seed=seed)
     if arviz_groups is not None and not isinstance(arviz_groups, bool):
         raise InputError("arviz_groups", f"got {arviz_groups!r}", "give True, False or None (by size)")
     check_mixture_variation(runs)
@@ -248,7 +250,8 @@ def fit(
         with engine.one_blas_thread():
             idata = _fit_paper(law, runs, seed=seed, n_inits=paper_inits)
     else:
-        model = build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise)
+        if model is None:
+            model = build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise)
         if method == "map":
             idata = _fit_map(model, seed=seed)
         elif method == "laplace":
@@ -256,7 +259,7 @@ def fit(
             idata, laplace_draws = _fit_laplace(model, draws=draws, chains=chains, seed=seed, fixed=fixed)
         else:
             idata = _fit_nuts(
-                model, sampler, draws, tune, chains, target_accept, seed, progressbar, warm_start=warm_start
+                model, sampler, draws, tune, chains, target_accept, seed, progressbar, warm_start=start
             )
     seconds = time.perf_counter() - started
     names = (
@@ -334,7 +337,7 @@ def _fit_nuts(
     seed: int,
     progressbar: bool,
     low_rank: bool | None = None,
-    warm_start: _arviz.InferenceData | None = None,
+    warm_start: _arviz.InferenceData | dict[str, np.ndarray] | None = None,
     start_jitter: float | None = None,
 ) -> _arviz.InferenceData:
     if sampler != "nutpie" and (warm_start is not None or start_jitter is not None):

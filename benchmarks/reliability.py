@@ -25,7 +25,9 @@ raw), ``raw_tracebacks``, ``kills_survived``, ``runs_lost``, ``duplicates``, ``s
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import shutil
 import signal
 import sys
 import tempfile
@@ -52,6 +54,13 @@ torch.set_num_threads(1)
 
 #: what an entry point returns for an input it refused with a documented error (CLI exit codes)
 REFUSED = object()
+
+
+def _scratch(prefix: str) -> Path:
+    """A new temporary folder, removed when the benchmark exits."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def fuzz(n_examples: int) -> tuple[Counter[str], Counter[str], Counter[str], list[str]]:
@@ -86,7 +95,7 @@ def fuzz(n_examples: int) -> tuple[Counter[str], Counter[str], Counter[str], lis
             raw[kind] += 1
             examples.append(f"{kind}: {type(exc).__name__}: {str(exc)[:100]}")
 
-    plan_dir = Path(tempfile.mkdtemp(prefix="bayesmix-plan-"))
+    plan_dir = _scratch("bayesmix-plan-")
     entry_points = {
         "RunTable.from_wide": (t.frame_strategy(), lambda frame: RunTable.from_wide(frame)),
         "validate_mixtures": (t.mixture_inputs, lambda m: validate_mixtures(m, t.DOMAINS)),
@@ -163,7 +172,7 @@ def _second_families(tn: Any, tc: Any, idata: Any) -> dict[str, tuple[Any, Calla
         warnings.simplefilter("ignore")
         nested_fit = fit_nested(tn.GOOD_TABLE, sampler="pymc", draws=20, tune=20, chains=1, seed=0)
     problem = Problem.from_idata(idata, "mean", max_draws=50)  # the MAP fit of 20 simulated runs
-    folder = Path(tempfile.mkdtemp(prefix="bayesmix-cli-"))
+    folder = _scratch("bayesmix-cli-")
     study = folder / "study"
     Study.create(study)
     plans = tc.write_plan_files(folder / "plans")
@@ -221,7 +230,7 @@ def _workflow_families(idata: Any) -> dict[str, tuple[Any, Callable[[Any], Any]]
 
     from bayesmix.cli.main import app
 
-    folder = Path(tempfile.mkdtemp(prefix="bayesmix-workflow-"))
+    folder = _scratch("bayesmix-workflow-")
     fit_path = bm.save(idata, folder / "fit.nc")
     runner = CliRunner()
     count = Counter[str]()
@@ -273,7 +282,7 @@ def kill_and_resume(n_kills: int, steps: int) -> dict[str, int]:
 
     out = {"kills_survived": 0, "runs_lost": 0, "duplicates": 0, "partial": 0}
     for k in range(n_kills):
-        folder = Path(tempfile.mkdtemp(prefix=f"bayesmix-kill{k}-"))
+        folder = _scratch(f"bayesmix-kill{k}-")
         study = make_study(folder, write_fixture_corpus, checkpoint_every=5)
         runs = grid(
             [{"legal": 1.0}, {"code": 0.4, "dialogue": 0.6}, {"dialogue": 1.0}], ["t1"], steps, seeds=[k]

@@ -8,7 +8,9 @@ that has every figure) for the readability checks.
 
 from __future__ import annotations
 
+import atexit
 import functools
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -89,12 +91,19 @@ def study() -> Study:
     return Study(runs, fit, map_fit, nested, optimum, location, suggestions)
 
 
+def _scratch(prefix: str) -> Path:
+    """A new temporary folder, removed when the test process exits."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 @functools.cache
 def full_report() -> ReportFiles:
     """The report with every section, written once into a new temporary folder."""
     s = study()
     return build_report(
-        Path(tempfile.mkdtemp(prefix="bayesmix-report-")),
+        _scratch("bayesmix-report-"),
         fit=s.fit,
         nested=s.nested,
         target_scale=TARGET,
@@ -158,7 +167,7 @@ def wide_report() -> ReportFiles:
     """The report of :func:`wide_study`, written once into a new temporary folder."""
     s = wide_study()
     return build_report(
-        Path(tempfile.mkdtemp(prefix="bayesmix-wide-report-")),
+        _scratch("bayesmix-wide-report-"),
         fit=s.fit,
         optimum=s.optimum,
         suggestions=s.suggestions,

@@ -139,7 +139,7 @@ def mixture_regions(quick: bool, settings: dict) -> tuple[list[dict], dict]:
             warnings.simplefilter("ignore", SamplerHealthWarning)
             law = bm.MixingLaw(exponent=EXPONENT)
             with timed() as t:
-                fits["law alone"] = bm.fit(a, law, seed=0, **settings)
+                fits["law alone"] = bm.fit(a, law, seed=0, discrepancy=None, **settings)
             seconds = {"law alone": t["seconds"]}
             with timed() as t:
                 fits["law + discrepancy"] = bm.fit(a, law, discrepancy=True, seed=0, **settings)

@@ -110,7 +110,9 @@ def main() -> None:
     )
     with timed() as t, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = bm.fit(train, bm.MixingLaw(exponent=0.5), draws=draws, tune=tune, chains=chains, seed=args.seed)
+        idata = bm.fit(
+            train, bm.MixingLaw(exponent=0.5), draws=draws, tune=tune, chains=chains, seed=args.seed, discrepancy=None
+        )
     health = bm.health(idata)
     print(
         f"NUTS fit MixingLaw(exponent=0.5): {t['seconds']:.1f} s, divergences {health.divergences}, "

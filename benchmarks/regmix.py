@@ -106,7 +106,7 @@ def main() -> None:
             law = bm.MixingLaw(exponent=select_exponent(table, seed=args.seed).exponent)
         with warnings.catch_warnings():
             warnings.simplefilter("always", bm.SamplerHealthWarning)
-            return bm.fit(table, law, draws=draws, tune=tune, chains=chains, seed=args.seed)
+            return bm.fit(table, law, draws=draws, tune=tune, chains=chains, seed=args.seed, discrepancy=None)
 
     fits = {}
     for name in names:

@@ -96,13 +96,13 @@ def study(label, runs, other, law, held_mix, held_loss, nuts_kwargs, rows, figur
     has_lgb, lgb_s = clock(lambda: lightgbm_fit(runs))
     _, paper_s = clock(lambda: bm.fit(runs, law, method="paper"))
     engine.clear_cache()
-    cold, cold_s = clock(lambda: bm.fit(runs, law, seed=0, **nuts_kwargs))
+    cold, cold_s = clock(lambda: bm.fit(runs, law, seed=0, discrepancy=None, **nuts_kwargs))
     compile_s = float(cold.posterior.attrs["bayesmix_compile_seconds"])
     # a refit on other runs: the compiled model is reused; the chains start from the prior, or
     # (a warm start, what a loop that refits after each batch does) at the cold fit's draws
-    _, prior_start_s = clock(lambda: bm.fit(other, law, seed=0, **nuts_kwargs))
-    warm, warm_s = clock(lambda: bm.fit(other, law, seed=0, warm_start=cold, **nuts_kwargs))
-    again, _ = clock(lambda: bm.fit(other, law, seed=0, warm_start=cold, **nuts_kwargs))
+    _, prior_start_s = clock(lambda: bm.fit(other, law, seed=0, discrepancy=None, **nuts_kwargs))
+    warm, warm_s = clock(lambda: bm.fit(other, law, seed=0, discrepancy=None, warm_start=cold, **nuts_kwargs))
+    again, _ = clock(lambda: bm.fit(other, law, seed=0, discrepancy=None, warm_start=cold, **nuts_kwargs))
     same = all(
         np.array_equal(warm.posterior[v].to_numpy(), again.posterior[v].to_numpy()) for v in ("c", "log_k", "t")
     )
@@ -110,9 +110,9 @@ def study(label, runs, other, law, held_mix, held_loss, nuts_kwargs, rows, figur
     lap_kwargs = {"draws": nuts_kwargs.get("draws", 1000), "chains": nuts_kwargs.get("chains", 4)}
     # MAP and Laplace share their own structure (the non-centred law): the first fit compiles it,
     # the timed ones are warm
-    _, lap_cold_s = clock(lambda: bm.fit(other, law, method="laplace", seed=0, **lap_kwargs))
-    _, map_s = clock(lambda: bm.fit(runs, law, method="map", seed=0))
-    lap, lap_s = clock(lambda: bm.fit(runs, law, method="laplace", seed=0, **lap_kwargs))
+    _, lap_cold_s = clock(lambda: bm.fit(other, law, method="laplace", seed=0, discrepancy=None, **lap_kwargs))
+    _, map_s = clock(lambda: bm.fit(runs, law, method="map", seed=0, discrepancy=None))
+    lap, lap_s = clock(lambda: bm.fit(runs, law, method="laplace", seed=0, discrepancy=None, **lap_kwargs))
     nuts_cov, nuts_width = interval_check(cold, held_mix, held_loss)
     lap_cov, lap_width = interval_check(lap, held_mix, held_loss)
     health = bm.health(cold)
@@ -180,7 +180,7 @@ def many_domains(rows: list[dict], figures: dict) -> None:
         held = simulate_runs(law, 400, seed=m + 1)
         for method, kwargs in (("nuts", {}), ("laplace", {"draws": 500, "chains": 2})):
             engine.clear_cache()
-            idata, seconds = clock(lambda r=runs, k=kwargs, f=method: bm.fit(r, method=f, seed=0, **k))
+            idata, seconds = clock(lambda r=runs, k=kwargs, f=method: bm.fit(r, method=f, seed=0, discrepancy=None, **k))
             times[method].append(seconds)
             cov, width = interval_check(idata, held.mixtures.to_numpy(), held.losses.to_numpy())
             attrs = idata.posterior.attrs

@@ -74,8 +74,8 @@ def study() -> Study:
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplerHealthWarning)
-        fit = bm.fit(runs, draws=200, tune=200, chains=2, seed=0)
-        map_fit = bm.fit(runs, method="map", seed=0)
+        fit = bm.fit(runs, draws=200, tune=200, chains=2, seed=0, discrepancy=None)
+        map_fit = bm.fit(runs, method="map", seed=0, discrepancy=None)
         nested = bm.fit_nested(CurveTable.from_long(frame), draws=100, tune=150, chains=2, seed=1)
     optimum = bm.optimise(fit, target="mean", max_draws=300, n_starts=4)
     location = optimum_location_draws(fit, optimum, n=20, seed=0)
@@ -152,7 +152,7 @@ def wide_study() -> WideStudy:
     """17 training and validation domains: a MAP fit of 40 runs, its optimum and 3 suggested runs."""
     law = random_law(len(WIDE_DOMAINS), seed=2, domains=WIDE_DOMAINS)
     runs = simulate_runs(law, 40, seed=2)
-    fit = bm.fit(runs, method="map", seed=0)
+    fit = bm.fit(runs, method="map", seed=0, discrepancy=None)
     optimum = bm.optimise(fit, target="mean", n_starts=2)
     shares = np.random.default_rng(0).dirichlet(np.ones(len(WIDE_DOMAINS)), size=3)
     suggestions = pd.DataFrame(

@@ -42,7 +42,7 @@ def fit3(study3):
     _, runs = study3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplerHealthWarning)
-        return bm.fit(runs, draws=500, tune=500, chains=2, seed=3)
+        return bm.fit(runs, draws=500, tune=500, chains=2, seed=3, discrepancy=None)
 
 
 @pytest.fixture

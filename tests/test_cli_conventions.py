@@ -102,7 +102,7 @@ def test_two_files_with_a_key_from_the_shell(runs5, tmp_path):
     record = json.loads(result.stdout)
     assert record["train_domains"] == list(runs5.train_domains) and record["domains"] == list(runs5.domains)
     assert "train_" in result.stderr  # the renaming is reported
-    direct = bm.fit(runs5, method="laplace", seed=0)
+    direct = bm.fit(runs5, method="laplace", seed=0, discrepancy=None)
     new = pd.DataFrame([runs5.mixtures.iloc[0].to_numpy()], columns=runs5.train_domains)
     a = bm.predict(bm.load(out), new, kind="mean").mean("sample")
     b = bm.predict(direct, new, kind="mean").mean("sample")

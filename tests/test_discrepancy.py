@@ -119,7 +119,7 @@ def test_fit_predict_save_load_and_optimise_carry_the_discrepancy(tmp_path):
     runs, _truth, near, far = _study(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = bm.fit(runs, method="laplace", discrepancy=True, draws=200, chains=2, seed=0)
+        idata = bm.fit(runs, method="laplace", draws=200, chains=2, seed=0)  # the default: "auto"
     spec = bm.fitted_spec(idata)
     settings = spec.extra["discrepancy"]
     assert settings["lengthscale"] > 0 and len(settings["sd"]) == 3
@@ -208,3 +208,22 @@ def test_auto_skips_with_a_warning_when_backtests_are_impossible():
     assert "discrepancy" not in bm.fitted_spec(idata).extra
     with pytest.raises(bm.BayesmixError):
         bm.fit(runs, method="map", discrepancy=True)
+
+
+def test_the_default_fits_the_law_alone_where_the_term_does_not_apply():
+    """The paper protocol fits the law alone without a warning; a law with per-run inputs refuses the term.
+
+    (A law with per-run inputs fits alone by default: the repetition tests' fixture checks it.)
+    """
+    import pandas as pd
+
+    runs, _truth, _near, _far = _study(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bm.DiscrepancySkippedWarning)
+        paper = bm.fit(runs, method="paper", paper_inits=4, seed=0)
+    assert "discrepancy" not in bm.fitted_spec(paper).extra
+    tokens = pd.DataFrame({"tokens": np.linspace(1e9, 4e10, runs.n_runs)}, index=runs.mixtures.index)
+    repeated = bm.RunTable(runs.mixtures, runs.losses, tokens)
+    law = bm.RepetitionMixingLaw(available_tokens={runs.train_domains[0]: 2e9})
+    with pytest.raises(InputError, match="per-run inputs"):
+        bm.fit(repeated, law, method="map", discrepancy=True)

@@ -14,7 +14,7 @@ from bayesmix.data.simulate import random_law, simulate_runs
 from bayesmix.inference import engine
 from bayesmix.models.mixing_model import build_model
 
-SHORT = {"draws": 200, "tune": 200, "chains": 2}
+SHORT = {"draws": 200, "tune": 200, "chains": 2, "discrepancy": None}  # the law alone: these test the engine
 
 
 @pytest.fixture(scope="module")
@@ -273,7 +273,7 @@ def test_a_warm_start_keeps_the_posterior_and_is_reproducible(law, monkeypatch):
     assert len(set(starts)) == SHORT["chains"]
     # a large model tunes less when warm-started (tune=None)
     monkeypatch.setattr(engine, "LOW_RANK_MIN_DIM", 0)
-    tuned = bm.fit(runs, draws=20, chains=2, seed=1, warm_start=earlier)
+    tuned = bm.fit(runs, draws=20, chains=2, seed=1, warm_start=earlier, discrepancy=None)
     assert tuned.posterior.attrs["bayesmix_tune"] == engine.DEFAULT_TUNE["low_rank_warm"]
 
 

@@ -89,12 +89,12 @@ def test_same_seed_same_numbers_other_seed_other_numbers(study3):
 def test_sampler_problems_are_reported_and_strict_raises(study3):
     _, runs = study3
     with pytest.warns(bm.SamplerHealthWarning, match="ESS"):
-        idata = bm.fit(runs, draws=20, tune=20, chains=2, seed=1)
+        idata = bm.fit(runs, draws=20, tune=20, chains=2, seed=1, discrepancy=None)
     health = bm.health(idata)
     assert not health.ok and any("ESS" in p for p in health.problems)
     assert health.divergences == int(idata.sample_stats["diverging"].sum())
     with pytest.raises(bm.SamplerHealthError, match="ESS"):
-        bm.fit(runs, draws=20, tune=20, chains=2, seed=1, strict=True)
+        bm.fit(runs, draws=20, tune=20, chains=2, seed=1, strict=True, discrepancy=None)
 
 
 def test_map_and_paper_point_fits_predict_close_to_truth(study3):
@@ -102,7 +102,7 @@ def test_map_and_paper_point_fits_predict_close_to_truth(study3):
     mixtures = np.array([[0.2, 0.3, 0.5], [0.6, 0.2, 0.2]])
     truth = law.mean_loss(mixtures)
     for method in ("map", "paper"):
-        idata = bm.fit(runs, method=method, seed=0, paper_inits=30)
+        idata = bm.fit(runs, method=method, seed=0, paper_inits=30, discrepancy=None)
         assert idata.posterior.sizes["draw"] == 1
         assert bm.health(idata).method == method
         mean = bm.interval(bm.predict(idata, mixtures, kind="mean"))["mean"].to_numpy()
@@ -145,7 +145,7 @@ def test_implicit_aggregation_fits_a_total_loss():
     observed = bm.RunTable(runs.mixtures, total)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplerHealthWarning)
-        idata = bm.fit(observed, bm.ImplicitMixingLaw(3), draws=300, tune=300, chains=2, seed=2)
+        idata = bm.fit(observed, bm.ImplicitMixingLaw(3), draws=300, tune=300, chains=2, seed=2, discrepancy=None)
     # components are ordered by weight in every draw: no label switching
     log_w = idata.posterior["log_w"].to_numpy()
     assert (np.diff(log_w, axis=-1) > 0).all()
@@ -181,7 +181,7 @@ def test_a_user_defined_law_fits_without_touching_inference_code(study3):
             }
 
     _, runs = study3
-    idata = bm.fit(runs, QuadraticLaw(), method="map")
+    idata = bm.fit(runs, QuadraticLaw(), method="map", discrepancy=None)
     draws = bm.predict(idata, {"web": 1.0}, kind="mean")
     a = idata.posterior["a"].to_numpy()[0, 0]
     q = idata.posterior["q"].to_numpy()[0, 0]
@@ -193,7 +193,7 @@ def test_pymc_sampler_fallback_agrees_with_nutpie(study3, fit3):
     _, runs = study3
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplerHealthWarning)
-        idata = bm.fit(runs, sampler="pymc", draws=300, tune=300, chains=2, seed=3)
+        idata = bm.fit(runs, sampler="pymc", draws=300, tune=300, chains=2, seed=3, discrepancy=None)
     a = bm.interval(bm.predict(idata, {"web": 0.5, "code": 0.5}, kind="mean"))["mean"]
     b = bm.interval(bm.predict(fit3, {"web": 0.5, "code": 0.5}, kind="mean"))["mean"]
     np.testing.assert_allclose(a, b, atol=0.01)
@@ -209,7 +209,7 @@ def test_map_is_right_with_few_runs_and_many_domains():
         test = random_mixtures(200, 5, seed=seed + 50)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            point = bm.fit(runs, method="map", seed=0)
+            point = bm.fit(runs, method="map", seed=0, discrepancy=None)
             paper = bm.fit(runs, method="paper", seed=0)
         errors = {
             name: np.abs(bm.predict(idata, test, kind="mean").values.mean(0) - law.mean_loss(test)).mean()

@@ -335,7 +335,7 @@ def test_predict_reads_plausible_mixture_files_right_or_refuses(runs3, tmp_path)
     """The mixtures file of predict: padded, upper-case, reordered or run-table layouts read the same."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = bm.save(bm.fit(runs3, method="map", seed=0), tmp_path / "fit.nc")
+        fit = bm.save(bm.fit(runs3, method="map", seed=0, discrepancy=None), tmp_path / "fit.nc")
     clean = pd.DataFrame({"web": [0.6, 0.2], "code": [0.3, 0.3], "papers": [0.1, 0.5]})
     variants = {
         "clean": clean,
@@ -398,7 +398,7 @@ def test_as_many_runs_as_parameters_is_not_enough():
         four.check_enough_runs(4, "the mixing law")
     assert "add 1 or more runs" in info.value.fix
     with pytest.raises(bm.NotEnoughDataError, match="needs at least 5 runs"):
-        bm.fit(four, law, method="map")
+        bm.fit(four, law, method="map", discrepancy=None)
     runs.check_enough_runs(4)  # one run more than parameters is enough
 
 
@@ -485,7 +485,7 @@ def test_a_save_killed_between_renames_keeps_the_previous_fit(runs3, tmp_path, m
 
     import bayesmix.inference.io as io
 
-    old = bm.fit(runs3, method="map", seed=0)
+    old = bm.fit(runs3, method="map", seed=0, discrepancy=None)
     new = bm.fit(runs3.subset(slice(0, 24)), method="map", seed=0)
     path = bm.save(old, tmp_path / "fit.nc")
     calls = {"n": 0}

@@ -36,7 +36,7 @@ def fit3():
     runs = simulate_runs(law, 30, seed=11)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bm.fit(runs, draws=200, tune=200, chains=2, seed=0)
+        return bm.fit(runs, draws=200, tune=200, chains=2, seed=0, discrepancy=None)
 
 
 def _known_optimum_idata(fit3):

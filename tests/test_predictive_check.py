@@ -39,7 +39,7 @@ def overfit():
     held = simulate_runs(truth, 200, seed=7)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = bm.fit(runs, draws=500, tune=500, chains=2, seed=0)
+        idata = bm.fit(runs, draws=500, tune=500, chains=2, seed=0, discrepancy=None)
     return runs, held, idata
 
 
@@ -73,7 +73,7 @@ def test_leave_one_out_is_refused_where_it_cannot_hold(overfit):
         predictive_check(idata, loo="yes")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        point = bm.fit(runs, method="map", seed=0)
+        point = bm.fit(runs, method="map", seed=0, discrepancy=None)
     assert set(predictive_check(point)["method"]) == {"in-sample"}
     with pytest.raises(InputError, match="point fit"):
         predictive_check(point, loo=True)

@@ -69,7 +69,7 @@ def check_run_table(table: RunTable) -> None:
 def small_fit() -> tuple[RunTable, Any]:
     """A quick MAP fit of 20 simulated runs of a known 3-domain law (built once per module)."""
     runs = simulate_runs(random_law(3, seed=1), 20, seed=1)
-    return runs, bm.fit(runs, method="map", seed=0)
+    return runs, bm.fit(runs, method="map", seed=0, discrepancy=None)
 
 
 # ---------------------------------------------------------------- strategies
@@ -497,7 +497,7 @@ def test_identical_runs_and_unused_domains_are_refused() -> None:
     law = random_law(3, seed=1)
     same = np.tile([[0.2, 0.3, 0.5]], (20, 1))
     with pytest.raises(InputError, match="same mixture"):
-        bm.fit(simulate_runs(law, 20, seed=1, mixtures=same), method="map")
+        bm.fit(simulate_runs(law, 20, seed=1, mixtures=same), method="map", discrepancy=None)
     unused = np.c_[random_mixtures(20, 2, seed=2), np.zeros(20)]
     with pytest.raises(InputError, match=r"\['papers'\] are 0 in every run"):
         bm.fit(simulate_runs(law, 20, seed=1, mixtures=unused), method="paper")
@@ -506,7 +506,7 @@ def test_identical_runs_and_unused_domains_are_refused() -> None:
 def test_more_parameters_than_runs_is_not_enough_data() -> None:
     runs = simulate_runs(random_law(5, seed=2), 4, seed=2)
     with pytest.raises(bm.NotEnoughDataError, match="needs at least"):
-        bm.fit(runs, method="map")
+        bm.fit(runs, method="map", discrepancy=None)
 
 
 def test_losses_near_zero_or_very_large_give_the_same_law(small_fit: tuple[RunTable, Any]) -> None:
@@ -514,7 +514,7 @@ def test_losses_near_zero_or_very_large_give_the_same_law(small_fit: tuple[RunTa
     runs, idata = small_fit
     base = bm.predict(idata, runs.mixtures, kind="mean").mean("sample").to_numpy()
     for scale in (1e-6, 1e4):
-        scaled = bm.fit(RunTable(runs.mixtures, runs.losses * scale), method="map", seed=0)
+        scaled = bm.fit(RunTable(runs.mixtures, runs.losses * scale), method="map", seed=0, discrepancy=None)
         pred = bm.predict(scaled, runs.mixtures, kind="mean").mean("sample").to_numpy() / scale
         np.testing.assert_allclose(pred, base, rtol=2e-3)
 
@@ -522,7 +522,7 @@ def test_losses_near_zero_or_very_large_give_the_same_law(small_fit: tuple[RunTa
 def test_constant_losses_predict_the_constant(small_fit: tuple[RunTable, Any]) -> None:
     """Documented behaviour: losses that never change give a flat law at that value."""
     runs, _ = small_fit
-    flat = bm.fit(RunTable(runs.mixtures, runs.losses * 0 + 2.5), method="map", seed=0)
+    flat = bm.fit(RunTable(runs.mixtures, runs.losses * 0 + 2.5), method="map", seed=0, discrepancy=None)
     new = random_mixtures(5, 3, seed=9)
     pred = bm.predict(flat, new, kind="mean").to_numpy()
     np.testing.assert_allclose(pred, 2.5, rtol=1e-3)

@@ -516,7 +516,7 @@ def test_predict_target_checks_composition_before_fitting_a_stage(
 @pytest.fixture(scope="module")
 def problem() -> Problem:
     runs = simulate_runs(random_law(3, seed=1), 20, seed=1)
-    return Problem.from_idata(bm.fit(runs, method="map", seed=0), "mean", max_draws=50)
+    return Problem.from_idata(bm.fit(runs, method="map", seed=0, discrepancy=None), "mean", max_draws=50)
 
 
 search_counts = st.one_of(
@@ -631,7 +631,7 @@ def test_paper_protocol_with_more_parameters_than_runs_is_not_enough_data() -> N
 def test_nuts_fit_of_tiny_and_huge_losses_is_the_same_law() -> None:
     runs = simulate_runs(random_law(3, seed=1), 20, seed=1)
     new = random_mixtures(5, 3, seed=9)
-    options = {"sampler": "pymc", "draws": 200, "tune": 200, "chains": 1, "seed": 0}
+    options = {"sampler": "pymc", "draws": 200, "tune": 200, "chains": 1, "seed": 0, "discrepancy": None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         base = bm.predict(bm.fit(runs, **options), new, kind="mean").mean("sample").to_numpy()

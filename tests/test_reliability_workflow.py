@@ -46,7 +46,7 @@ def run(kind: str, args: list[str]):
 @pytest.fixture(scope="module")
 def fit_file(tmp_path_factory):
     folder = tmp_path_factory.mktemp("opt")
-    fitted = bm.fit(simulate_runs(random_law(3, seed=1, noise_sd=0.01), 20, seed=1), method="map")
+    fitted = bm.fit(simulate_runs(random_law(3, seed=1, noise_sd=0.01), 20, seed=1), method="map", discrepancy=None)
     return bm.save(fitted, folder / "fit.nc")
 
 

@@ -66,9 +66,12 @@ def fitted():
     runs = study()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.SamplerHealthWarning)
+        # the default discrepancy="auto" fits a law with per-run inputs alone, without a warning
+        warnings.simplefilter("error", bm.DiscrepancySkippedWarning)
         fit = bm.fit(
             runs, bm.RepetitionMixingLaw(available_tokens=UNIQUE), draws=300, tune=300, chains=2, seed=0
         )
+    assert "discrepancy" not in bm.fitted_spec(fit).extra
     return runs, fit
 
 

@@ -48,7 +48,7 @@ def corner_fit():
     runs = simulate_runs(law, len(mixtures), seed=0, mixtures=mixtures)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bm.fit(runs, method="laplace", draws=250, chains=2, seed=0), mixtures
+        return bm.fit(runs, method="laplace", draws=250, chains=2, seed=0, discrepancy=None), mixtures
 
 
 def test_optimum_stays_in_the_trust_region_by_default(corner_fit):
@@ -98,7 +98,7 @@ def test_regmix_64_runs_pile_cc_corner(regmix_dir):
     assert highest == pytest.approx(0.859, abs=1e-3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        idata = bm.fit(runs, method="laplace", draws=250, chains=2, seed=0)
+        idata = bm.fit(runs, method="laplace", draws=250, chains=2, seed=0, discrepancy=None)
     kept = bm.optimise(idata, target="pile_cc")
     assert kept.mixture["pile_cc"] <= highest + 1e-6 and not kept.extrapolation
     row = kept.summary.loc["target"]

@@ -364,7 +364,14 @@ def fit(
                 + " nats"
             )
         elif discrepancy:
-            out_print("Fitted without the form-error term: too few runs for its region backtests")
+            why = (
+                "the paper protocol fits the law alone"
+                if method == "paper"
+                else f"the {chosen.name} law reads per-run inputs"
+                if chosen.run_inputs
+                else "too few runs for its region backtests"
+            )
+            out_print(f"Fitted without the form-error term: {why}")
         out_print(f"Saved {path} and {path.with_suffix('.json')}")
     if strict and not health.ok:
         raise typer.Exit(code=EXIT_HEALTH)

@@ -195,7 +195,10 @@ def calibrate_discrepancy(
         keep = np.setdiff1d(np.arange(len(mixtures)), held)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplerHealthWarning)
-            idata = fit(runs.subset(keep), law, method=method, draws=draws, chains=chains, seed=seed, **fit_options)
+            idata = fit(
+                runs.subset(keep), law, method=method, draws=draws, chains=chains, seed=seed, discrepancy=None,
+                **fit_options,
+            )
         residual, sigma = law_residuals(idata, mixtures[keep], losses[keep], seed)
         at_held = predict(idata, mixtures[held], kind="mean", seed=seed).values  # (S, h, D)
         law_mean, base_var = at_held.mean(axis=0), at_held.var(axis=0) + sigma**2

@@ -55,7 +55,7 @@ def fit(
     likelihood: str = "student_t",
     nu: float = 5.0,
     noise: str = "independent",
-    discrepancy: Any = None,
+    discrepancy: Any = "auto",
     strict: bool = False,
     progressbar: bool = False,
     paper_inits: int = 200,
@@ -103,9 +103,13 @@ def fit(
         scale and amplitudes, unless given, come from region backtests on these runs
         (:func:`~bayesmix.inference.calibrate_discrepancy`: one Laplace fit per training
         domain, on one compiled model; their figures are stored in
-        ``posterior.attrs["bayesmix_discrepancy_backtests"]``). ``"auto"``: the same, but a
-        table too small for the backtests is fitted without it, with a
-        :class:`DiscrepancySkippedWarning` (the command line's default).
+        ``posterior.attrs["bayesmix_discrepancy_backtests"]``). ``"auto"`` (the default, as on
+        the command line): the same, but a table too small for the backtests is fitted without
+        it, with a :class:`DiscrepancySkippedWarning`, and a law that reads per-run inputs
+        (:attr:`~bayesmix.laws.Law.run_inputs`, e.g. the repetition-aware law) or fitted by
+        ``method="paper"`` (the published protocol) is fitted alone.
+        Pass ``None`` to fit the law alone (intervals then hold only inside the runs: see
+        benchmarks/RESULTS.md, "Extrapolation").
     strict
         Raise :class:`~bayesmix.errors.SamplerHealthError` instead of warning on divergences,
         ``r_hat > 1.01`` or low ESS.
@@ -131,7 +135,9 @@ def fit(
         300 steps instead of 500 (RegMix 512 x 17 x 13 refitted on other runs, 3 seeds:
         18.4-24.5 s from the prior, 16.1-16.7 s warm-started, 13.3-14.0 s with the shorter
         tuning, with 25-40% fewer effective draws, still above 900; ``benchmarks/speed.py``).
-        ``method="nuts"`` with nutpie only; a point fit (one draw) is refused.
+        ``method="nuts"`` with nutpie only; a point fit (one draw) is refused. These figures
+        are the law alone (``discrepancy=None``); with the default form error each refit also
+        reruns the region backtests.
 
     Returns
     -------
@@ -196,6 +202,8 @@ def fit(
     check_mixture_variation(runs)
     auto = isinstance(discrepancy, str) and discrepancy == "auto"
     settings = Discrepancy() if auto else Discrepancy.coerce(discrepancy)
+    if auto and method == "paper":  # the published protocol as published: the law alone
+        settings = None
     if settings is not None and law.run_inputs:
         # the discrepancy is a process over mixtures alone; these laws also read per-run inputs
         if not auto:
@@ -204,11 +212,6 @@ def fit(
                 f"is not available for the {law.name} law, which reads per-run inputs {list(law.run_inputs)}",
                 "fit without it (discrepancy=None)",
             )
-        warnings.warn(
-            f"fitted without the discrepancy term: the {law.name} law reads per-run inputs",
-            DiscrepancySkippedWarning,
-            stacklevel=2,
-        )
         settings = None
     extra: dict[str, Any] = {}
     calibration = None

@@ -113,7 +113,7 @@ def _map_predict(runs: RunTable, train: np.ndarray, held: np.ndarray, exponent: 
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        point = fit(runs.subset(train), MixingLaw(exponent=exponent), method="map", seed=seed)
+        point = fit(runs.subset(train), MixingLaw(exponent=exponent), method="map", seed=seed, discrepancy=None)
     draws = predict(point, runs.mixtures.iloc[np.sort(held)], kind="mean")
     predicted = draws.mean("sample").sel(domain=list(runs.domains)).to_numpy()
     order = np.argsort(np.argsort(held))  # back to the order of ``held``

@@ -19,7 +19,7 @@ from bayesmix.inference.predict import add_log_likelihood, add_posterior_predict
 from bayesmix.laws.base import Law
 from bayesmix.laws.mixing import MixingLaw
 from bayesmix.models.discrepancy import Discrepancy
-from bayesmix.models.mixing_model import ModelSpec, build_model, summarise_data
+from bayesmix.models.mixing_model import ModelSpec, build_model, check_model_settings, summarise_data
 from bayesmix.versions import package_versions
 
 #: the paper protocol refuses smaller losses (its initialisation grid is in nats; see fit's Notes)
@@ -193,6 +193,10 @@ def fit(
             f"starts NUTS chains; this fit is method={method!r}, sampler={sampler!r}",
             "use method='nuts' with sampler='nutpie', or warm_start=None",
         )
+    # bad settings are refused before the discrepancy's backtests (which would fail on them too)
+    check_model_settings(
+        law, runs, "normal" if method == "paper" else likelihood, nu, "independent" if method == "paper" else noise
+    )
     model = start = None
     if warm_start is not None:  # checked (and the model built) before the discrepancy's backtests
         model = build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise)

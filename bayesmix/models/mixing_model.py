@@ -132,6 +132,33 @@ def run_input_values(runs: RunTable, name: str, law: Law) -> np.ndarray:
     return values
 
 
+def check_model_settings(law: Law, runs: RunTable, likelihood: str, nu: float, noise: str) -> None:
+    """Refuse settings :func:`build_model` cannot use, before any work is done.
+
+    Raises
+    ------
+    InputError
+        An unknown ``likelihood`` or ``noise``, ``noise="shared"`` with one validation domain,
+        or ``nu`` not a positive number.
+    NotEnoughDataError
+        Fewer runs than the law has parameters per validation domain plus
+        :data:`bayesmix.data.runs.RUNS_MARGIN`.
+    """
+    check_likelihood(likelihood)
+    if noise not in NOISE_MODELS:
+        raise InputError("noise", f"unknown noise model {noise!r}", f"use one of {NOISE_MODELS}")
+    if noise == "shared" and len(runs.domains) < 2:
+        raise InputError(
+            "noise", "'shared' noise needs at least two validation domains", "use noise='independent'"
+        )
+    if not np.isfinite(nu) or nu <= 0:
+        raise InputError("nu", f"got {nu}", "give a positive number of degrees of freedom (e.g. 5)")
+    n_params = law.n_parameters(len(runs.domains), len(runs.train_domains))
+    runs.check_enough_runs(
+        n_params, what=f"the {law.name} law with {len(runs.train_domains)} training domains"
+    )
+
+
 def build_model(
     law: Law, runs: RunTable, *, likelihood: str = "student_t", nu: float = 5.0, noise: str = "independent"
 ) -> Any:
@@ -165,19 +192,7 @@ def build_model(
     import pymc as pm
     import pytensor.tensor as pt
 
-    check_likelihood(likelihood)
-    if noise not in NOISE_MODELS:
-        raise InputError("noise", f"unknown noise model {noise!r}", f"use one of {NOISE_MODELS}")
-    if noise == "shared" and len(runs.domains) < 2:
-        raise InputError(
-            "noise", "'shared' noise needs at least two validation domains", "use noise='independent'"
-        )
-    if not np.isfinite(nu) or nu <= 0:
-        raise InputError("nu", f"got {nu}", "give a positive number of degrees of freedom (e.g. 5)")
-    n_params = law.n_parameters(len(runs.domains), len(runs.train_domains))
-    runs.check_enough_runs(
-        n_params, what=f"the {law.name} law with {len(runs.train_domains)} training domains"
-    )
+    check_model_settings(law, runs, likelihood, nu, noise)
     data = summarise_data(runs)
     coords = {
         "run": [str(r) for r in runs.mixtures.index],

@@ -35,6 +35,18 @@ def test_closed_form_matches_numpy_gp_regression():
         np.testing.assert_allclose(var[:, i], eta**2 - np.einsum("ij,ji->i", k, np.linalg.solve(c, k.T)), atol=1e-10)
 
 
+def test_leave_one_out_equals_refitting_the_gp_without_each_run():
+    gp = _gp(seed=2, n=12)
+    mean, var = gp.leave_one_out()
+    residual = gp.vectors @ gp.projected
+    for i in range(len(gp.runs)):
+        keep = np.arange(len(gp.runs)) != i
+        others = ResidualGP.build(gp.runs[keep], residual[keep], gp.sigma, gp.lengthscale, gp.eta)
+        m, v = others.mean_and_variance(gp.runs[i : i + 1])
+        np.testing.assert_allclose(mean[i], m[0], atol=1e-9)
+        np.testing.assert_allclose(var[i], v[0], atol=1e-9)
+
+
 def test_sample_paths_have_the_posterior_mean_and_variance():
     gp = _gp()
     near = gp.runs[:3] + 0.01 * np.array([1.0, -0.5, -0.5])

@@ -179,6 +179,22 @@ class ResidualGP:
         """``k(r, X) U``, shape ``(q, n)``."""
         return kernel(np.atleast_2d(mixtures), self.runs, self.lengthscale) @ self.vectors
 
+    def leave_one_out(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and variance of ``delta`` at each run from the other runs' residuals, each ``(n, D)``.
+
+        The closed form of a Gaussian process's leave-one-out (Rasmussen & Williams 2006, eq.
+        5.12): with ``C = eta^2 K + sigma^2 I``, the residual of run ``i`` given the others has
+        mean ``res_i - [C^-1 res]_i / [C^-1]_ii`` and variance ``1 / [C^-1]_ii``; less the
+        noise ``sigma^2``, that variance is the discrepancy's own.
+        """
+        inverse = self.inverse  # (n, D), C^-1 in the eigenbasis
+        diagonal = (self.vectors**2) @ inverse  # [C^-1]_ii
+        solved = self.vectors @ (inverse * self.projected)  # C^-1 res
+        residual = self.vectors @ self.projected
+        mean = residual - solved / diagonal
+        variance = np.maximum(1.0 / diagonal - self.sigma[None, :] ** 2, 0.0)
+        return mean, variance
+
     def mean_and_variance(self, mixtures: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and variance of ``delta`` at ``mixtures``, each ``(q, D)`` (closed form)."""
         mean, variance = gp_moments(self.cross(mixtures), self.projected, self.values, self.eta[None], self.sigma)

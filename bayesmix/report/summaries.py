@@ -31,6 +31,7 @@ from bayesmix.inference.predict import (
     predict,
 )
 from bayesmix.laws.scaling import JointScalingLaw, ScalingLaw, StepLaw
+from bayesmix.models.discrepancy import DiscrepancyDraws
 
 #: the interaction parameter of each law family, in order of preference
 INTERACTION_NAMES = ("t", "beta")
@@ -125,8 +126,9 @@ def predictive_check(
     loo
         Leave-one-out intervals for the fit's own runs. ``None`` (default): where the fit allows
         it (at least 2 posterior draws used, independent run noise, a law that reads no per-run
-        inputs, no discrepancy term, whose paths are conditioned on these very runs); else
-        in-sample. ``True`` raises where it is not possible; ``False``: in-sample. PSIS uses
+        inputs); else in-sample. With a discrepancy term its paths at a left-out run are the
+        Gaussian process's leave-one-out (the form error as the other runs predict it), not
+        the paths conditioned on that run. ``True`` raises where it is not possible; ``False``: in-sample. PSIS uses
         relative efficiency 1 (its ``k`` may differ slightly from ``arviz.loo``'s), and a left-out
         loss still shaped the priors' data scales (the losses' mean and spread), a negligible
         influence beyond a handful of runs.
@@ -151,7 +153,8 @@ def predictive_check(
     if loo is not None and not isinstance(loo, bool):
         raise InputError("loo", f"got {loo!r}", "give True, False or None (leave-one-out where possible)")
     mixtures, losses = observed_runs(idata, runs)
-    own = _own_runs(idata, mixtures, losses)
+    positions = _own_positions(idata, mixtures, losses)
+    own = positions >= 0
     reason = _no_loo_reason(idata, max_draws) or (None if own.any() else "none of the runs is the fit's own")
     if loo and reason:
         raise InputError("loo", f"leave-one-out intervals are not possible here: {reason}", "use loo=None")
@@ -175,7 +178,10 @@ def predictive_check(
         finite = np.isfinite(log_lik).all(axis=0)  # a cell with a non-finite draw keeps its in-sample interval
         log_w, k = _arviz.psis_log_weights(np.moveaxis(np.where(np.isfinite(log_lik), -log_lik, 0.0), 0, -1))
         weights = np.exp(log_w)  # PSIS's log weights are normalised
-        cells = np.moveaxis(values[:, own], 0, -1)  # (run, domain, sample)
+        left_out = values[:, own]
+        if "discrepancy" in spec.extra:
+            left_out = _discrepancy_left_out(idata, spec, left_out, positions[own], domains, seed)
+        cells = np.moveaxis(left_out, 0, -1)  # (run, domain, sample)
         for target, value in (
             (centre, (weights * cells).sum(axis=-1)),
             (lower, _weighted_quantile(cells, weights, tail)),
@@ -203,19 +209,46 @@ def predictive_check(
     return pd.DataFrame(rows)
 
 
-def _own_runs(idata: _arviz.InferenceData, mixtures: pd.DataFrame, losses: pd.DataFrame) -> np.ndarray:
-    """Whether each given run is one the fit was made on (same name, mixture and losses)."""
+def _discrepancy_left_out(
+    idata: _arviz.InferenceData,
+    spec: Any,
+    values: np.ndarray,
+    positions: np.ndarray,
+    domains: list[str],
+    seed: int,
+) -> np.ndarray:
+    """Predictive draws ``(sample, run, domain)`` of own runs with the form error left out too.
+
+    ``values`` are :func:`~bayesmix.predict`'s draws at the fit's runs ``positions``: the law, the
+    discrepancy's sample paths (conditioned on every run's residual, so at a run they replay it)
+    and run noise. The paths are swapped for the Gaussian process's leave-one-out at each run
+    (:meth:`~bayesmix.models.discrepancy.ResidualGP.leave_one_out`): the form error as the other
+    runs predict it. The residuals were taken from the law fitted with every run.
+    """
+    paths = DiscrepancyDraws.from_idata(idata, spec.extra["discrepancy"], values.shape[0], seed)
+    columns = [list(spec.domains).index(d) for d in domains]
+    mixtures = np.asarray(idata.constant_data["mixtures"], dtype=float)[positions]
+    replayed = paths.values(mixtures)[..., columns]
+    mean, variance = paths.gp.leave_one_out()
+    noise = np.random.default_rng([int(seed), 2]).standard_normal(values.shape)
+    loo = mean[positions][:, columns] + np.sqrt(variance[positions][:, columns]) * noise
+    return values - replayed + loo
+
+
+def _own_positions(idata: _arviz.InferenceData, mixtures: pd.DataFrame, losses: pd.DataFrame) -> np.ndarray:
+    """Each given run's position among the fit's own runs (same name, mixture and losses), else -1."""
     try:
         own_mixtures, own_losses = observed_runs(idata)
     except InputError:
-        return np.zeros(len(mixtures), dtype=bool)
+        return np.full(len(mixtures), -1)
     position = {str(run): i for i, run in enumerate(own_mixtures.index)}
     fitted = np.hstack([own_mixtures.to_numpy(dtype=float), own_losses.to_numpy(dtype=float)])
     given = np.hstack([mixtures.to_numpy(dtype=float), losses.to_numpy(dtype=float)])
-    out = np.zeros(len(given), dtype=bool)
+    out = np.full(len(given), -1)
     for j, run in enumerate(mixtures.index):
         i = position.get(str(run))
-        out[j] = i is not None and bool(np.allclose(fitted[i], given[j], rtol=0.0, atol=1e-12))
+        if i is not None and np.allclose(fitted[i], given[j], rtol=0.0, atol=1e-12):
+            out[j] = i
     return out
 
 
@@ -232,8 +265,6 @@ def _no_loo_reason(idata: _arviz.InferenceData, max_draws: int | None) -> str | 
         return "noise='shared' makes a run's losses one joint observation"
     if spec.build_law().run_inputs:
         return "the law reads per-run inputs"
-    if "discrepancy" in spec.extra:
-        return "the discrepancy term is conditioned on these runs"
     return None
 
 

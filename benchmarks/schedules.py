@@ -121,7 +121,7 @@ def cross_validate(table, folds: int, seed: int, settings: dict) -> dict:
         mean = bm.predict_schedule(phase_fit, held_schedules, kind="mean").mean("sample").to_numpy()
         pred = bm.predict_schedule(phase_fit, held_schedules, kind="predictive", seed=seed + k).to_numpy()
         t1 = time.perf_counter()
-        single_fit = bm.fit(sub.runs, seed=seed + k, **settings)
+        single_fit = bm.fit(sub.runs, seed=seed + k, discrepancy=None, **settings)  # the law alone, as fit_schedule
         mixtures = table.runs.mixtures.iloc[held]
         single_mean = bm.predict(single_fit, mixtures, kind="mean").mean("sample").to_numpy()
         single_pred = bm.predict(single_fit, mixtures, kind="predictive", seed=seed + k).to_numpy()

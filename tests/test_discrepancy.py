@@ -210,6 +210,9 @@ def test_cli_fit_carries_the_form_error_by_default(tmp_path):
     off = runner.invoke(app, [*args, "--no-discrepancy", "--out", str(tmp_path / "off.nc")])
     assert off.exit_code == 0 and "Form error" not in off.output
     assert "discrepancy" not in json.loads((tmp_path / "off.json").read_text())["spec"]["extra"]
+    paper = runner.invoke(app, ["fit", str(tmp_path / "runs.csv"), "--method", "paper", "--out", str(tmp_path / "p.nc")])
+    assert paper.exit_code == 0, paper.output
+    assert "Fitted without the form-error term: the paper protocol fits the law alone" in paper.output
 
 
 def test_auto_skips_with_a_warning_when_backtests_are_impossible():
@@ -218,6 +221,7 @@ def test_auto_skips_with_a_warning_when_backtests_are_impossible():
     with pytest.warns(bm.DiscrepancySkippedWarning, match="region backtests"):
         idata = bm.fit(runs, method="map", discrepancy="auto")
     assert "discrepancy" not in bm.fitted_spec(idata).extra
+    assert "region backtests" in idata.posterior.attrs["bayesmix_discrepancy_skipped"]
     with pytest.raises(bm.BayesmixError):
         bm.fit(runs, method="map", discrepancy=True)
 
@@ -234,8 +238,26 @@ def test_the_default_fits_the_law_alone_where_the_term_does_not_apply():
         warnings.simplefilter("error", bm.DiscrepancySkippedWarning)
         paper = bm.fit(runs, method="paper", paper_inits=4, seed=0)
     assert "discrepancy" not in bm.fitted_spec(paper).extra
+    assert paper.posterior.attrs["bayesmix_discrepancy_skipped"] == "the paper protocol fits the law alone"
     tokens = pd.DataFrame({"tokens": np.linspace(1e9, 4e10, runs.n_runs)}, index=runs.mixtures.index)
     repeated = bm.RunTable(runs.mixtures, runs.losses, tokens)
     law = bm.RepetitionMixingLaw(available_tokens={runs.train_domains[0]: 2e9})
     with pytest.raises(InputError, match="per-run inputs"):
         bm.fit(repeated, law, method="map", discrepancy=True)
+
+
+def test_a_backtest_that_fails_numerically_leaves_the_default_fit_to_the_law_alone(monkeypatch):
+    import importlib
+
+    fit_module = importlib.import_module("bayesmix.inference.fit")
+
+    def failing(*_args, **_kwargs):
+        raise FloatingPointError("no start reached a finite log density")
+
+    monkeypatch.setattr(fit_module, "calibrate_discrepancy", failing)
+    runs, *_ = _study(1)
+    with pytest.warns(bm.DiscrepancySkippedWarning, match="finite log density"):
+        idata = bm.fit(runs, method="map", seed=0)
+    assert "discrepancy" not in bm.fitted_spec(idata).extra
+    with pytest.raises(FloatingPointError):
+        bm.fit(runs, method="map", seed=0, discrepancy=True)

@@ -107,7 +107,7 @@ def test_far_sizes_warn_and_bad_input_is_refused(joint):
     with pytest.raises(InputError, match="model_size"):
         joint_at(idata, -1.0)
     with pytest.raises(InputError, match="not a joint"):
-        joint_at(bm.fit(runs.subset(np.arange(48)), method="map"), LARGE)
+        joint_at(bm.fit(runs.subset(np.arange(48)), method="map", discrepancy=None), LARGE)
     one_size = runs.subset(np.arange(48))
     with pytest.raises(NotEnoughDataError, match="one model size"):
         fit_joint(one_size)

@@ -486,7 +486,7 @@ def test_a_save_killed_between_renames_keeps_the_previous_fit(runs3, tmp_path, m
     import bayesmix.inference.io as io
 
     old = bm.fit(runs3, method="map", seed=0, discrepancy=None)
-    new = bm.fit(runs3.subset(slice(0, 24)), method="map", seed=0)
+    new = bm.fit(runs3.subset(slice(0, 24)), method="map", seed=0, discrepancy=None)
     path = bm.save(old, tmp_path / "fit.nc")
     calls = {"n": 0}
     real = os.replace

@@ -530,7 +530,7 @@ def test_constant_losses_predict_the_constant(small_fit: tuple[RunTable, Any]) -
 
 def test_single_validation_domain(small_fit: tuple[RunTable, Any]) -> None:
     runs, _idata = small_fit
-    one = bm.fit(runs.select_domains(["web"]), method="map", seed=0)
+    one = bm.fit(runs.select_domains(["web"]), method="map", seed=0, discrepancy=None)
     pred = bm.predict(one, runs.mixtures, kind="mean").mean("sample")
     assert pred.sizes["domain"] == 1
     truth = random_law(3, seed=1).mean_loss(runs.mixtures.to_numpy())[:, 0]

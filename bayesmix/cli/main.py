@@ -339,6 +339,7 @@ def fit(
         return
     health = bm.health(idata)
     settings = bm.fitted_spec(idata).extra.get("discrepancy")
+    skipped = idata.posterior.attrs.get("bayesmix_discrepancy_skipped")
     if as_json:
         emit_json(
             {
@@ -352,6 +353,7 @@ def fit(
                 "discrepancy": None
                 if settings is None
                 else {"lengthscale": settings["lengthscale"], "sd": dict(zip(table.domains, settings["sd"], strict=True))},
+                "discrepancy_skipped": skipped,
             }
         )
     else:
@@ -363,15 +365,8 @@ def fit(
                 + ", ".join(f"{d} {v:.3g}" for d, v in zip(table.domains, settings["sd"], strict=True))
                 + " nats"
             )
-        elif discrepancy:
-            why = (
-                "the paper protocol fits the law alone"
-                if method == "paper"
-                else f"the {chosen.name} law reads per-run inputs"
-                if chosen.run_inputs
-                else "too few runs for its region backtests"
-            )
-            out_print(f"Fitted without the form-error term: {why}")
+        elif skipped:
+            out_print(f"Fitted without the form-error term: {skipped}")
         out_print(f"Saved {path} and {path.with_suffix('.json')}")
     if strict and not health.ok:
         raise typer.Exit(code=EXIT_HEALTH)

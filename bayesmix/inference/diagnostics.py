@@ -363,6 +363,9 @@ def _loo_ready(idata: Any, unit: str, field: str) -> _arviz.InferenceData:
 def loo(idata: _arviz.InferenceData, *, unit: str = "run", pointwise: bool = False) -> Any:
     """PSIS leave-one-out cross-validation of a fit (``arviz.loo``).
 
+    It scores the law: a fit's form-error term (the default ``discrepancy="auto"``) is fitted to
+    the same runs' residuals after the law and is not part of the log likelihood.
+
     Parameters
     ----------
     idata
@@ -396,7 +399,8 @@ def compare(fits: Mapping[str, _arviz.InferenceData], *, unit: str = "run") -> A
     ``arviz.compare`` with ``ic="loo"`` on the log scale. The fits must have been made on the
     same runs (mixtures, losses, domains); their ``log_likelihood`` groups are used, or computed
     on copies when absent, so old saved fits compare too. LOO on a Laplace fit is approximate
-    (its draws come from a Gaussian, not the posterior).
+    (its draws come from a Gaussian, not the posterior). The laws are compared, not their
+    form-error terms (see :func:`loo`).
 
     Parameters
     ----------

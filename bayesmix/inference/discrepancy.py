@@ -165,12 +165,17 @@ def calibrate_discrepancy(
     Raises
     ------
     InputError
-        ``holdout`` outside (0, 0.5], or no training domain whose largest shares can be held out.
+        ``holdout`` outside (0, 0.5], no training domain whose largest shares can be held out,
+        or a ``discrepancy`` among ``fit_options``.
     """
     from bayesmix.inference.fit import fit
 
     if not isinstance(runs, RunTable):
         raise InputError("runs", f"got {type(runs).__name__}", "build a RunTable (RunTable.from_wide, ...)")
+    if "discrepancy" in fit_options:
+        raise InputError(
+            "discrepancy", "is not a setting of the backtests' fits (they fit the law alone)", "leave it out"
+        )
     if not (isinstance(holdout, float | int) and 0 < holdout <= 0.5):
         raise InputError("holdout", f"got {holdout!r}", "give a fraction in (0, 0.5], e.g. 0.25")
     folds = region_folds(runs, holdout)

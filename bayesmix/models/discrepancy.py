@@ -121,7 +121,8 @@ class Discrepancy:
         raise InputError(
             "discrepancy",
             f"got {value!r}",
-            "give True (estimated from region backtests), False, or Discrepancy(lengthscale=..., sd=...)",
+            "give \"auto\" (the default: estimated from region backtests where possible), True (estimated, "
+            "or an error), None (the law alone), or Discrepancy(lengthscale=..., sd=...)",
         )
 
 

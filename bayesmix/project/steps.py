@@ -93,8 +93,9 @@ def fit_project(project: Project, *, strict: bool = False, progressbar: bool = F
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SamplerHealthWarning)
-            # the law alone: the report checks it leave-one-out, which a fit conditioned on these
-            # runs through the form-error term cannot give (its check would be in-sample)
+            # the law alone: the report's check of the law's form on the proxies' own runs (the
+            # target-scale stage is the law alone too), and a project's few runs per size rarely
+            # allow the form error's region backtests
             proxy = fit(
                 project.final_runs(), strict=strict, progressbar=progressbar, discrepancy=None, **settings
             )

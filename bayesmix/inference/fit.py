@@ -198,9 +198,8 @@ def fit(
         )
     # bad settings are refused before the discrepancy's backtests (which would fail on them too)
     check_seed(seed)
-    check_model_settings(
-        law, runs, "normal" if method == "paper" else likelihood, nu, "independent" if method == "paper" else noise
-    )
+    if method != "paper":  # the paper protocol runs no backtests and checks its runs in its own terms
+        check_model_settings(law, runs, likelihood, nu, noise)
     model = start = None
     if warm_start is not None:  # checked (and the model built) before the discrepancy's backtests
         model = build_model(law, runs, likelihood=likelihood, nu=nu, noise=noise)

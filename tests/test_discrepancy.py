@@ -108,7 +108,11 @@ def _study(seed: int):
 
 
 def test_form_error_is_covered_near_and_beyond_the_runs():
-    """Law alone: 90% intervals of the expected loss cover ~55% near the runs and ~35% beyond."""
+    """Law alone: 90% intervals of the expected loss cover ~55% near the runs and ~35% beyond.
+
+    With the form error: 0.94 near and 0.94 beyond on these 4 studies (0.95 / 0.85 on 16, where
+    a study's ~200 far targets are covered or missed together: benchmarks/RESULTS.md).
+    """
     covered = {(disc, where): [] for disc in (False, True) for where in ("near", "far")}
     for seed in range(4):
         runs, truth, near, far = _study(seed)
@@ -124,7 +128,7 @@ def test_form_error_is_covered_near_and_beyond_the_runs():
     print(rate)
     assert rate[False, "near"] < 0.75 and rate[False, "far"] < 0.6  # the law alone is overconfident
     assert 0.85 <= rate[True, "near"] <= 0.99
-    assert rate[True, "far"] >= rate[False, "far"] + 0.25
+    assert rate[True, "far"] >= rate[False, "far"] + 0.25 and rate[True, "far"] >= 0.8
 
 
 def test_fit_predict_save_load_and_optimise_carry_the_discrepancy(tmp_path):

@@ -265,3 +265,14 @@ def test_a_backtest_that_fails_numerically_leaves_the_default_fit_to_the_law_alo
     assert "discrepancy" not in bm.fitted_spec(idata).extra
     with pytest.raises(FloatingPointError):
         bm.fit(runs, method="map", seed=0, discrepancy=True)
+
+
+def test_coverage_floor_raises_an_amplitude_only_as_far_as_needed():
+    from bayesmix.inference.discrepancy import _coverage_floor
+
+    coverage = np.array(  # (amplitude, domain): backtest coverage of the 90% intervals
+        [[0.80, 0.95, 0.50, 0.70], [0.85, 0.96, 0.92, 0.88], [0.86, 0.97, 0.93, 0.91], [0.70, 0.97, 0.95, 0.95]]
+    )
+    best = np.array([0, 0, 1, 0])  # the best log density's amplitudes
+    # none reaches 0.9: the highest coverage at or above the best; already there: kept; else the first that does
+    np.testing.assert_array_equal(_coverage_floor(best, coverage), [2, 0, 1, 2])

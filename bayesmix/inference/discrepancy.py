@@ -136,7 +136,8 @@ def _coverage_floor(best: np.ndarray, coverage: np.ndarray) -> np.ndarray:
     """Per domain, the amplitude index: at least ``best (D,)``, raised to reach the coverage floor.
 
     The smallest index at or above ``best`` whose backtest coverage ``(A, D)`` reaches
-    :data:`COVERAGE_FLOOR` (the largest amplitude if none does).
+    :data:`COVERAGE_FLOOR`; if none does, the one at or above ``best`` with the highest coverage
+    (coverage need not rise with the amplitude).
 
     The best log density alone picks amplitudes that cover the backtests' held-out losses too
     rarely where a few folds saw little form error; farther out, the misses add up.
@@ -144,7 +145,7 @@ def _coverage_floor(best: np.ndarray, coverage: np.ndarray) -> np.ndarray:
     out = np.array(best, copy=True)
     for d in range(coverage.shape[1]):
         ok = np.flatnonzero((np.arange(coverage.shape[0]) >= best[d]) & (coverage[:, d] >= COVERAGE_FLOOR - 1e-12))
-        out[d] = ok[0] if len(ok) else coverage.shape[0] - 1
+        out[d] = ok[0] if len(ok) else best[d] + int(np.argmax(coverage[best[d] :, d]))
     return out
 
 
@@ -167,7 +168,7 @@ def calibrate_discrepancy(
 
     The length scale and each domain's amplitude maximise the held-out log predictive density;
     an amplitude whose 90% intervals cover fewer than :data:`COVERAGE_FLOOR` of the backtests'
-    held-out losses is raised until they do.
+    held-out losses is raised until they do (or as far as the grid's best coverage allows).
 
     Parameters
     ----------
